@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+// VitalGate: a personal health gateway for Linux. See ../shared/ARCHITECTURE.md for the shape.
+// No third-party Swift packages: Foundation, Dispatch, Swift Testing and system C libraries only.
+import PackageDescription
+
+/// A SwiftPM system-library target for one C library found through pkg-config.
+func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, path: "Sources/\(name)", pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let package = Package(
+    name: "VitalGate",
+    products: [
+        .executable(name: "vitalgate", targets: ["vitalgate"]),
+        .library(name: "VitalModel", targets: ["VitalModel"]),
+        .library(name: "ProfileEngine", targets: ["ProfileEngine"]),
+        .library(name: "FHIRExport", targets: ["FHIRExport"]),
+    ],
+    targets: [
+        // System C libraries, each behind a module map and a header of static inline helpers.
+        systemLibrary("CSQLite", pkgConfig: "sqlite3", apt: "libsqlite3-dev"),
+        systemLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
+        systemLibrary("CCrypto", pkgConfig: "libcrypto", apt: "libssl-dev"),
+        systemLibrary("CUdev", pkgConfig: "libudev", apt: "libudev-dev"),
+        systemLibrary("CBluetooth", pkgConfig: "bluez", apt: "libbluetooth-dev"),
+        systemLibrary("CDBus", pkgConfig: "dbus-1", apt: "libdbus-1-dev"),
+
+        // Pure targets: no I/O, tested without devices or servers.
+        .target(name: "VitalModel"),
+        .target(name: "ProfileEngine", dependencies: ["VitalModel"]),
+        .target(name: "FHIRExport", dependencies: ["VitalModel"]),
+
+        // Targets that own a C library.
+        .target(name: "Outbox", dependencies: ["VitalModel", "CSQLite"]),
+        .target(name: "Uplink", dependencies: ["FHIRExport", "CCurl", "CCrypto"]),
+        .target(name: "DeviceIO", dependencies: ["ProfileEngine", "CUdev", "CBluetooth", "CDBus"]),
+
+        // Commands and, later, the daemon's pipelines.
+        .target(name: "Gateway", dependencies: ["VitalModel", "ProfileEngine", "FHIRExport", "Outbox", "Uplink", "DeviceIO"]),
+        .executableTarget(name: "vitalgate", dependencies: ["Gateway"]),
+
+        // Test support: the FHIR validator client and fixture loading.
+        .target(name: "VitalGateTestKit", dependencies: ["VitalModel"]),
+
+        .testTarget(name: "VitalModelTests", dependencies: ["VitalModel"]),
+        .testTarget(name: "ProfileEngineTests", dependencies: ["ProfileEngine", "VitalGateTestKit"]),
+        .testTarget(name: "FHIRExportTests", dependencies: ["FHIRExport", "ProfileEngine", "VitalGateTestKit"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "VitalGateTestKit"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["Outbox", "Uplink", "DeviceIO"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

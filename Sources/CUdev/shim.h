@@ -1,0 +1,4 @@
+#ifndef VITALGATE_CUDEV_SHIM_H
+#define VITALGATE_CUDEV_SHIM_H
+#include <libudev.h>
+#endif

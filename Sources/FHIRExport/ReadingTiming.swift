@@ -1,0 +1,53 @@
+import VitalModel
+
+/// When a reading happened on the hub's timeline, what its identifier's timestamp part is, and whether a
+/// Coincident Timestamp records a device clock check (PHD IG 2.0 time handling, fhir-mapping.md §1.8).
+struct ReadingTiming {
+    /// `effectiveDateTime`.
+    var effective: String
+    /// The PHD identifier's timestamp part: always the device's own time when it sent one.
+    var identifierTimestamp: String
+    /// The device clock check to publish as a PhdCoincidentTimeStampObservation.
+    var coincident: DeviceClockCheck?
+    /// Said in `Observation.note` when the effective time is not the device's.
+    var note: String?
+
+    init(_ reading: Reading) {
+        let hubOffset = reading.receivedAt.utcOffsetSeconds
+        let received = Self.render(reading.receivedAt.localTime, offsetSeconds: hubOffset)
+        guard let stamp = reading.deviceTime else {
+            effective = received
+            identifierTimestamp = PHDObservationIdentifier.timestamp(receivedAt: reading.receivedAt)
+            return
+        }
+        identifierTimestamp = PHDObservationIdentifier.timestamp(
+            stamp.time, resolution: stamp.resolution, utcOffsetQuarterHours: stamp.utcOffsetQuarterHours)
+
+        if let quarters = stamp.utcOffsetQuarterHours, stamp.clock == .set {
+            // A synchronised UTC clock with an offset is already on a real timeline: keep it.
+            effective = Self.render(stamp.time.adding(milliseconds: Int64(quarters) * 900_000),
+                                    offsetSeconds: quarters * 900, resolution: stamp.resolution)
+        } else if let check = reading.clockCheck {
+            coincident = check
+            if let lag = check.deviceLagMilliseconds {
+                // A local clock on the current timeline: move it onto the hub's by the measured lag.
+                effective = Self.render(stamp.time.adding(milliseconds: lag), offsetSeconds: hubOffset,
+                                        resolution: stamp.resolution)
+            } else {
+                effective = received
+                note = "The device reported a clock fault; the effective time is when the hub received the reading."
+            }
+        } else if stamp.clock == .notSet {
+            effective = received
+            note = "The device clock was not set; the effective time is when the hub received the reading."
+        } else {
+            // No way to check the device clock: assume it shows the hub's local time (same time zone).
+            effective = Self.render(stamp.time, offsetSeconds: hubOffset, resolution: stamp.resolution)
+        }
+    }
+
+    static func render(_ time: LocalDateTime, offsetSeconds: Int, resolution: ClockResolution = .second) -> String {
+        time.iso8601(includeMilliseconds: resolution == .millisecond || time.millisecond != 0)
+            + formatUTCOffset(seconds: offsetSeconds)
+    }
+}

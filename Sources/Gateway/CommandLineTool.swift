@@ -1,0 +1,43 @@
+/// What a command printed and how it ended; `vitalgate`'s main writes it out. Tests run commands in
+/// process and read it.
+public struct CommandResult: Sendable, Equatable {
+    public var stdout: String
+    public var stderr: String
+    public var exitCode: Int32
+
+    public init(stdout: String = "", stderr: String = "", exitCode: Int32 = 0) {
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exitCode = exitCode
+    }
+}
+
+/// VitalGate's release version.
+public enum VitalGateVersion {
+    public static let current = "0.1.0"
+}
+
+/// The `vitalgate` command line: dispatches to its commands.
+public enum CommandLineTool {
+    static let usage = """
+        Usage: vitalgate COMMAND [options]
+
+        Commands:
+          decode     decode device bytes into readings or FHIR (vendor kit)
+          version    print versions of VitalGate and the libraries it uses
+
+        `vitalgate COMMAND --help` describes a command.
+        """
+
+    /// Runs `arguments` (without the program name). `input` yields standard-input lines on demand.
+    public static func run(_ arguments: [String], input: () -> String? = { readLine() }) -> CommandResult {
+        guard let command = arguments.first else { return CommandResult(stderr: usage + "\n", exitCode: 2) }
+        let rest = Array(arguments.dropFirst())
+        switch command {
+        case "decode": return DecodeCommand.run(rest, input: input)
+        case "version", "--version": return VersionCommand.run()
+        case "help", "--help", "-h": return CommandResult(stdout: usage + "\n")
+        default: return CommandResult(stderr: "vitalgate: unknown command '\(command)'\n\n" + usage + "\n", exitCode: 2)
+        }
+    }
+}

@@ -1,0 +1,22 @@
+/// Parses a byte string written as hex: `1E7800`, `1e 78 00`, `1E:78:00` or `0x1E7800`.
+func parseHex(_ text: String) -> Result<[UInt8], UsageError> {
+    var digits = Substring(text)
+    if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
+    let cleaned = digits.filter { $0 != " " && $0 != ":" && $0 != "-" && $0 != "\t" }
+    if cleaned.isEmpty { return .failure(UsageError("no hex digits")) }
+    if let bad = cleaned.first(where: { !$0.isHexDigit }) {
+        return .failure(UsageError("'\(bad)' is not a hex digit"))
+    }
+    guard cleaned.count % 2 == 0 else {
+        return .failure(UsageError("\(cleaned.count) hex digits is an odd count; every byte needs two"))
+    }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(cleaned.count / 2)
+    var index = cleaned.startIndex
+    while index < cleaned.endIndex {
+        let next = cleaned.index(index, offsetBy: 2)
+        bytes.append(UInt8(cleaned[index..<next], radix: 16)!)
+        index = next
+    }
+    return .success(bytes)
+}

@@ -1,0 +1,167 @@
+/// An IEEE 11073 special value: the device sent a number slot that carries no number.
+public enum SpecialValue: String, Sendable, Hashable, CaseIterable {
+    case notANumber = "NaN"
+    case notAtThisResolution = "NRes"
+    case positiveInfinity = "+INF"
+    case negativeInfinity = "-INF"
+    case reserved
+}
+
+/// A number as a device reported it: a quantity, or a special value in the slot where it would be.
+public enum NumericValue: Sendable, Hashable, CustomStringConvertible {
+    case number(DecimalValue)
+    case special(SpecialValue)
+
+    public var description: String {
+        switch self {
+        case .number(let value): value.description
+        case .special(let special): special.rawValue
+        }
+    }
+}
+
+/// One measured value of a reading: what it is, the number and its unit.
+public struct MeasuredValue: Sendable, Hashable {
+    public var type: MeasurementType
+    public var value: NumericValue
+    public var unit: MeasurementUnit
+
+    public init(_ type: MeasurementType, _ value: NumericValue, _ unit: MeasurementUnit) {
+        self.type = type
+        self.value = value
+        self.unit = unit
+    }
+}
+
+/// The kind of reading: decides how the values are grouped into FHIR Observations.
+public enum MeasurementKind: String, Sendable, Hashable, CaseIterable {
+    /// Systolic, diastolic and mean pressure, optionally a pulse rate, from a cuff.
+    case bloodPressure = "blood-pressure"
+    /// A heart rate from a sensor (chest strap, watch), optionally with R-R intervals and energy.
+    case heartRate = "heart-rate"
+    case pulseOximetry = "pulse-oximetry"
+    case bodyWeight = "body-weight"
+    case bodyTemperature = "body-temperature"
+    case glucose
+}
+
+/// IEEE 11073-10206 measurement-status conditions a device can attach to a reading. They become FHIR
+/// `status`, `interpretation`, `dataAbsentReason` or `meta.security` (fhir-mapping.md §1.7).
+public struct MeasurementStatus: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    public static let invalid = MeasurementStatus(rawValue: 1 << 0)
+    public static let questionable = MeasurementStatus(rawValue: 1 << 1)
+    public static let notAvailable = MeasurementStatus(rawValue: 1 << 2)
+    public static let calibrating = MeasurementStatus(rawValue: 1 << 3)
+    public static let testData = MeasurementStatus(rawValue: 1 << 4)
+    public static let demoData = MeasurementStatus(rawValue: 1 << 5)
+    public static let earlyEstimate = MeasurementStatus(rawValue: 1 << 6)
+    public static let validated = MeasurementStatus(rawValue: 1 << 7)
+    public static let ongoing = MeasurementStatus(rawValue: 1 << 8)
+    public static let fromStorage = MeasurementStatus(rawValue: 1 << 9)
+
+    /// Names used in readings' JSON.
+    public static let names: [(MeasurementStatus, String)] = [
+        (.invalid, "invalid"), (.questionable, "questionable"), (.notAvailable, "not-available"),
+        (.calibrating, "calibrating"), (.testData, "test-data"), (.demoData, "demo-data"),
+        (.earlyEstimate, "early-estimate"), (.validated, "validated"), (.ongoing, "ongoing"),
+        (.fromStorage, "from-storage"),
+    ]
+
+    public var names: [String] { MeasurementStatus.names.filter { contains($0.0) }.map(\.1) }
+}
+
+/// One bit of a device status field that FHIR carries as a PhdBitsEnumerationObservation component
+/// (code `<MDC type>.<bit>` from the ASN1ToHL7 code system).
+public struct StatusBit: Sendable, Hashable {
+    public var bit: Int
+    public var name: String
+    /// Nil when the device sent a reserved value for this bit, so neither state can be claimed.
+    public var isSet: Bool?
+
+    public init(bit: Int, name: String, isSet: Bool?) {
+        self.bit = bit
+        self.name = name
+        self.isSet = isSet
+    }
+}
+
+/// A device status field, such as the blood-pressure measurement status (MDC 8410608).
+public struct StatusBitField: Sendable, Hashable {
+    public var type: MDCCode
+    public var bits: [StatusBit]
+
+    public init(type: MDCCode, bits: [StatusBit]) {
+        self.type = type
+        self.bits = bits
+    }
+
+    public static let bloodPressureMeasurementStatus = MDCCode(8_410_608, "MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS")
+}
+
+/// Whether a body-worn sensor touched the skin when it measured.
+public enum SensorContact: String, Sendable, Hashable {
+    case notSupported = "not-supported"
+    case notDetected = "not-detected"
+    case detected
+}
+
+/// Where a reading's bytes came from: the profile that decoded them and the frame or characteristic.
+public struct ReadingSource: Sendable, Hashable {
+    public var profileID: String
+    /// A Bluetooth characteristic UUID such as `2A35`, or a frame name of a byte protocol.
+    public var frame: String
+
+    public init(profileID: String, frame: String) {
+        self.profileID = profileID
+        self.frame = frame
+    }
+}
+
+/// One measurement event from one device: the single internal currency of VitalGate.
+///
+/// A reading holds what the device said, unchanged, and when the hub received it. Everything FHIR is
+/// derived from it later by a pure function, so a stored reading can be re-exported at any time.
+public struct Reading: Sendable, Hashable {
+    public var kind: MeasurementKind
+    public var values: [MeasuredValue]
+    /// The device's own timestamp, when it sent one.
+    public var deviceTime: DeviceTimestamp?
+    /// When the hub received the reading.
+    public var receivedAt: HubTimestamp
+    public var device: DeviceIdentity
+    /// The device's user slot (multi-user cuffs); nil when the device has none or reported "unknown".
+    public var userSlot: Int?
+    public var status: MeasurementStatus
+    public var statusBits: [StatusBitField]
+    public var sensorContact: SensorContact?
+    /// A reading of the device clock at a known hub time, when the session could take one.
+    public var clockCheck: DeviceClockCheck?
+    public var source: ReadingSource
+    /// The bytes the reading was decoded from.
+    public var raw: [UInt8]
+
+    public init(kind: MeasurementKind, values: [MeasuredValue], deviceTime: DeviceTimestamp? = nil,
+                receivedAt: HubTimestamp, device: DeviceIdentity, userSlot: Int? = nil,
+                status: MeasurementStatus = [], statusBits: [StatusBitField] = [],
+                sensorContact: SensorContact? = nil, clockCheck: DeviceClockCheck? = nil,
+                source: ReadingSource, raw: [UInt8]) {
+        self.kind = kind
+        self.values = values
+        self.deviceTime = deviceTime
+        self.receivedAt = receivedAt
+        self.device = device
+        self.userSlot = userSlot
+        self.status = status
+        self.statusBits = statusBits
+        self.sensorContact = sensorContact
+        self.clockCheck = clockCheck
+        self.source = source
+        self.raw = raw
+    }
+
+    /// The first value of `type`, if the reading has one.
+    public func value(_ type: MeasurementType) -> MeasuredValue? { values.first { $0.type == type } }
+}

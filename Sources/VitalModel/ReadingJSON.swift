@@ -1,0 +1,69 @@
+/// The JSON form of readings that `vitalgate decode` prints, one object per line. Other tools build on it:
+/// keep member names and meanings stable.
+extension Reading {
+    public var json: JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("profile", .string(source.profileID)),
+            ("frame", .string(source.frame)),
+            ("kind", .string(kind.rawValue)),
+            ("values", .array(values.map(Self.json))),
+            ("deviceTime", deviceTime.map(Self.json) ?? .null),
+            ("receivedAt", .string(receivedAt.localTime.iso8601(includeMilliseconds: true)
+                + formatUTCOffset(seconds: receivedAt.utcOffsetSeconds))),
+            ("userSlot", userSlot.map { .int($0) } ?? .null),
+            ("status", .array(status.names.map(JSONValue.string))),
+        ]
+        if let sensorContact { members.append(("sensorContact", .string(sensorContact.rawValue))) }
+        if !statusBits.isEmpty {
+            members.append(("statusBits", .array(statusBits.map { field in
+                ["type": .int(field.type.code), "name": .string(field.type.referenceID),
+                 "bits": .array(field.bits.map { bit in
+                     ["bit": .int(bit.bit), "name": .string(bit.name), "set": bit.isSet.map(JSONValue.bool) ?? .null]
+                 })]
+            })))
+        }
+        if let clockCheck {
+            members.append(("clockCheck", [
+                "hubTime": .string(clockCheck.hubTime.localTime.iso8601(includeMilliseconds: true)
+                    + formatUTCOffset(seconds: clockCheck.hubTime.utcOffsetSeconds)),
+                "deviceTime": clockCheck.deviceTime.map { .string($0.description) } ?? .null,
+            ]))
+        }
+        members.append(("device", Self.json(device)))
+        members.append(("raw", .string(hexString(raw, separator: ""))))
+        return .object(members)
+    }
+
+    static func json(_ value: MeasuredValue) -> JSONValue {
+        var members: [(String, JSONValue)] = [("type", .string(value.type.key))]
+        switch value.value {
+        case .number(let number): members.append(("value", .decimal(number)))
+        case .special(let special): members += [("value", .null), ("special", .string(special.rawValue))]
+        }
+        members.append(("unit", .string(value.unit.ucum)))
+        return .object(members)
+    }
+
+    static func json(_ stamp: DeviceTimestamp) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("time", .string(stamp.time.iso8601(includeMilliseconds: stamp.resolution == .millisecond))),
+            ("clock", .string(stamp.clock.rawValue)),
+        ]
+        if let quarters = stamp.utcOffsetQuarterHours { members.append(("utcOffset", .string(formatUTCOffset(seconds: quarters * 900)))) }
+        return .object(members)
+    }
+
+    static func json(_ device: DeviceIdentity) -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if let systemID = device.systemID { members.append(("systemID", .string(systemID.description))) }
+        if let address = device.bluetoothAddress { members.append(("bluetoothAddress", .string(address.description))) }
+        if let usb = device.usb {
+            members.append(("usb", .string(usb.vendorProduct + (usb.serial.map { ":" + $0 } ?? ""))))
+        }
+        for (key, value) in [("manufacturer", device.manufacturer), ("model", device.model), ("serialNumber", device.serialNumber),
+                             ("firmware", device.firmwareRevision)] {
+            if let value { members.append((key, .string(value))) }
+        }
+        return .object(members)
+    }
+}
