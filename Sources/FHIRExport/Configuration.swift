@@ -61,10 +61,16 @@ public enum SubjectReference: Sendable, Hashable {
         }
     }
 
-    var referenceText: String {
+    /// The `subject` element. A conditional reference is resolved by the server only inside a transaction
+    /// (R4 http.html); elsewhere the same patient is given as a logical reference by identifier.
+    func reference(conditional: Bool) -> JSONValue {
         switch self {
-        case .identifier(let patient): "Patient?" + identifierMatchQuery(system: patient.system, value: patient.value)
-        case .resolved(let id): "Patient/" + id
+        case .identifier(let patient) where conditional:
+            ["reference": .string("Patient?" + identifierMatchQuery(system: patient.system, value: patient.value))]
+        case .identifier(let patient):
+            ["type": "Patient", "identifier": ["system": .string(patient.system), "value": .string(patient.value)]]
+        case .resolved(let id):
+            ["reference": .string("Patient/" + id)]
         }
     }
 }

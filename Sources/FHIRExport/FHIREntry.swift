@@ -24,7 +24,9 @@ public struct ReadingResources: Sendable, Hashable {
     public let observations: [FHIREntry]
 }
 
-/// Builds Bundles from entries, dropping repeats of the same resource (the same device for many readings).
+/// Builds Bundles from entries. A resource that comes again (the same device for many readings, the same
+/// stored record downloaded twice) is sent once; two different Observations under one identifier are an
+/// error, because the server would keep only one of them.
 public struct BundleBuilder: Sendable {
     public enum Kind: String, Sendable {
         /// For showing and saving: no requests.
@@ -35,18 +37,28 @@ public struct BundleBuilder: Sendable {
 
     public let kind: Kind
     private(set) var entries: [FHIREntry] = []
-    private var seen: Set<String> = []
+    private var seen: [String: Int] = [:]
 
     public init(kind: Kind) { self.kind = kind }
 
-    public mutating func add(_ entry: FHIREntry) {
-        guard seen.insert(entry.fullUrl).inserted else { return }
+    public mutating func add(_ entry: FHIREntry) throws(ExportError) {
+        if let index = seen[entry.fullUrl] {
+            // Devices may differ in detail between readings (another firmware string); the first stands.
+            guard entry.resourceType == "Device" || entries[index].resource == entry.resource else {
+                throw ExportError(
+                    problem: "two different readings map to the same observation identifier (\(entry.ifNoneExist ?? entry.fullUrl))",
+                    hint: "the device gave them the same time stamp; the server would keep only one. Check the device clock, "
+                        + "or give each reading its own receive time")
+            }
+            return
+        }
+        seen[entry.fullUrl] = entries.count
         entries.append(entry)
     }
 
-    public mutating func add(_ resources: ReadingResources) {
-        add(resources.device)
-        resources.observations.forEach { add($0) }
+    public mutating func add(_ resources: ReadingResources) throws(ExportError) {
+        try add(resources.device)
+        for observation in resources.observations { try add(observation) }
     }
 
     public var count: Int { entries.count }

@@ -12,8 +12,10 @@ public struct FHIRExporter: Sendable {
     /// The hub's PhgDevice, referenced by every Observation's gateway-device extension.
     public var gatewayDevice: FHIREntry { DeviceResources.phg(configuration) }
 
-    /// The device and Observations for one reading about `subject`.
-    public func resources(for reading: Reading, subject: SubjectReference) throws(ExportError) -> ReadingResources {
+    /// The device and Observations for one reading about `subject`. With `forTransaction`, a subject given by
+    /// identifier becomes a conditional reference the server resolves; otherwise a logical reference.
+    public func resources(for reading: Reading, subject: SubjectReference,
+                          forTransaction: Bool = true) throws(ExportError) -> ReadingResources {
         if case .resolved(let id) = subject, !Self.isValidLogicalID(id) {
             throw ExportError(problem: "the Patient logical id is not a FHIR id",
                               hint: "a logical id is 1-64 characters of A-Z, a-z, 0-9, '-' and '.'")
@@ -27,7 +29,8 @@ public struct FHIRExporter: Sendable {
         let timing = ReadingTiming(reading)
         var builder = ObservationBuilder(
             reading: reading, timing: timing, subject: subject, devicePart: devicePart, deviceURL: device.fullUrl,
-            gatewayURL: gatewayDevice.fullUrl, claimProfiles: configuration.claimProfiles)
+            gatewayURL: gatewayDevice.fullUrl, claimProfiles: configuration.claimProfiles,
+            subjectReference: subject.reference(conditional: forTransaction))
         return ReadingResources(device: device, observations: builder.build())
     }
 
@@ -43,8 +46,10 @@ public struct FHIRExporter: Sendable {
 
     func bundle(_ kind: BundleBuilder.Kind, _ items: [(Reading, SubjectReference)]) throws(ExportError) -> JSONValue {
         var builder = BundleBuilder(kind: kind)
-        builder.add(gatewayDevice)
-        for (reading, subject) in items { builder.add(try resources(for: reading, subject: subject)) }
+        try builder.add(gatewayDevice)
+        for (reading, subject) in items {
+            try builder.add(try resources(for: reading, subject: subject, forTransaction: kind == .transaction))
+        }
         return builder.build()
     }
 
@@ -64,10 +69,12 @@ struct ObservationBuilder {
     let deviceURL: String
     let gatewayURL: String
     let claimProfiles: Bool
+    let subjectReference: JSONValue
     var coincidentURL: String?
 
     init(reading: Reading, timing: ReadingTiming, subject: SubjectReference, devicePart: String, deviceURL: String,
-         gatewayURL: String, claimProfiles: Bool) {
+         gatewayURL: String, claimProfiles: Bool, subjectReference: JSONValue) {
+        self.subjectReference = subjectReference
         self.reading = reading
         self.timing = timing
         self.subject = subject
@@ -205,7 +212,7 @@ struct ObservationBuilder {
         categories.append(FHIRJSON.concept([FHIRJSON.coding(FHIRSystems.phdCategory, "phd")]))
         members.append(("category", .array(categories)))
         members.append(("code", code(type)))
-        members.append(("subject", FHIRJSON.reference(subject.referenceText)))
+        members.append(("subject", subjectReference))
         members.append(("effectiveDateTime", .string(timing.effective)))
         let interpretations = interpretationCodes
         if !interpretations.isEmpty {

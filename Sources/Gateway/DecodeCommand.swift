@@ -26,8 +26,9 @@ struct DecodeCommand {
           --system-id EUI64         the device's IEEE System ID, when it reports one
           --manufacturer NAME       as the device's Device Information Service says
           --model NAME
-          --received-at TIME        when the hub received the bytes, e.g. 2025-06-01T07:35:00+07:00
-                                    (default: now, in this machine's time zone)
+          --received-at TIME        when the hub received the first frame, e.g. 2025-06-01T07:35:00+07:00
+                                    (default: now, in this machine's time zone); later frames are taken
+                                    as received 1 ms apart, so readings without a device time stay distinct
           --device-clock TIME       what the device clock showed at --received-at (e.g. read from
                                     Current Time), or `fault`: adds a Coincident Timestamp
           --no-profile-claims       leave meta.profile out (for servers without the PHD IG installed)
@@ -93,9 +94,11 @@ struct DecodeCommand {
         }
         guard !frames.isEmpty else { throw UsageError("give at least one HEX byte string (or - to read them from standard input)") }
 
-        let context = DecodeContext(device: device, receivedAt: receivedAt, profileID: profile.id)
         var readings: [Reading] = []
         for (index, frame) in frames.enumerated() {
+            var frameTime = receivedAt
+            frameTime.instant = receivedAt.instant.addingTimeInterval(Double(index) / 1000)
+            let context = DecodeContext(device: device, receivedAt: frameTime, profileID: profile.id)
             let bytes: [UInt8]
             switch parseHex(frame) {
             case .success(let value): bytes = value

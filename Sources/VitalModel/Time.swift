@@ -29,7 +29,8 @@ public struct LocalDateTime: Sendable, Hashable, Comparable, CustomStringConvert
     /// The wall-clock reading of `date` at `utcOffsetSeconds` east of UTC.
     public init(_ date: Date, utcOffsetSeconds: Int) {
         let shifted = date.timeIntervalSince1970 + Double(utcOffsetSeconds)
-        let totalMilliseconds = Int64((shifted * 1000).rounded(.down))
+        // Nearest, not floor: Date is a binary Double, and 0.001 s steps would otherwise collapse.
+        let totalMilliseconds = Int64((shifted * 1000).rounded())
         let (days, dayMilliseconds) = totalMilliseconds.floorDivided(by: 86_400_000)
         let (y, m, d) = LocalDateTime.civil(fromDays: Int(days))
         let ms = Int(dayMilliseconds)

@@ -1,0 +1,105 @@
+import Testing
+import VitalModel
+@testable import ProfileEngine
+
+@Suite("Heart Rate Measurement 0x2A37")
+struct HeartRateMeasurementTests {
+    let decoder = HeartRateMeasurementDecoder()
+
+    @Test("real straps and public-suite vectors decode to the values their sources state",
+          arguments: SIGVectors.heartRate.vectors)
+    func vector(_ vector: HeartRateVector) throws {
+        let reading = try decoder.decode(bytes(vector.hex), context: testContext)
+        let comment = Comment(rawValue: "\(vector.name), source: \(vector.source.where)")
+        let expected = vector.expected
+        if let rate = expected.heartRate { #expect(reading.value(.heartRate)?.value.description == String(rate), comment) }
+        if let contact = expected.sensorContact {
+            let names = ["notSupported": SensorContact.notSupported, "notDetected": .notDetected, "detected": .detected]
+            #expect(reading.sensorContact == names[contact], comment)
+            #expect(reading.status.contains(.questionable) == (contact == "notDetected"), comment)
+        }
+        if let energy = expected.energyExpended {
+            #expect(reading.value(.energyExpended)?.value.description == String(energy), comment)
+        }
+        if let intervals = expected.rrIntervals {
+            let seconds = reading.values.filter { $0.type == .rrInterval }.map(\.value.description)
+            #expect(seconds == intervals.map { HeartRateMeasurementDecoder.seconds(fromTicks: UInt16($0)).description }, comment)
+        }
+    }
+
+    @Test("R-R intervals are exact seconds: 1/1024 s has a finite decimal expansion")
+    func rrSeconds() {
+        #expect(HeartRateMeasurementDecoder.seconds(fromTicks: 1024).description == "1.0000000000")
+        #expect(HeartRateMeasurementDecoder.seconds(fromTicks: 790).description == "0.7714843750")
+        #expect(HeartRateMeasurementDecoder.seconds(fromTicks: 65535).description == "63.9990234375")
+    }
+
+    @Test("malformed captures from public sources are rejected", arguments: SIGVectors.heartRate.malformed)
+    func malformed(_ vector: MalformedVector) {
+        #expect(throws: DecodeError.self, "\(vector.why)") { try decoder.decode(bytes(vector.hex), context: testContext) }
+    }
+
+    @Test("every truncation of every vector either fails or is itself a shorter valid frame",
+          arguments: SIGVectors.heartRate.vectors)
+    func truncations(_ vector: HeartRateVector) {
+        let full = bytes(vector.hex)
+        let flags = full[0]
+        let headerLength = 1 + (flags & 0x01 != 0 ? 2 : 1) + (flags & 0x08 != 0 ? 2 : 0)
+        for length in 0..<full.count {
+            let cut = Array(full.prefix(length))
+            let result = Result { try decoder.decode(cut, context: testContext) }
+            // Dropping whole R-R intervals (but not all of them) still leaves a well-formed frame.
+            let stillValid = length >= headerLength + 2 && (length - headerLength) % 2 == 0 && flags & 0x10 != 0
+            if stillValid {
+                #expect(throws: Never.self) { try result.get() }
+            } else {
+                #expect(throws: DecodeError.self, "\(vector.name) cut to \(length)") { try result.get() }
+            }
+        }
+    }
+
+    @Test("a byte after the rate of a frame without R-R intervals is an error")
+    func overlong() throws {
+        let error = try #require(throws: DecodeError.self) { try decoder.decode([0x00, 0x48, 0x01], context: testContext) }
+        #expect(error.field == "end of input")
+        #expect(error.offset == 2)
+    }
+}
+
+@Suite("garbage input")
+struct GarbageInputTests {
+    /// A small deterministic generator (SplitMix64), so a failure reproduces from its seed.
+    struct SplitMix64: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test("200,000 random byte strings decode to a reading or a DecodeError, never a trap", arguments: BuiltInProfile.all.map(\.id))
+    func random(_ profileID: String) {
+        let profile = BuiltInProfile.named(profileID)!
+        var generator = SplitMix64(state: 0x5EED)
+        var decoded = 0, rejected = 0
+        for _ in 0..<100_000 {
+            let length = Int.random(in: 0...24, using: &generator)
+            let input = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            for characteristic in profile.characteristics.prefix(1) {
+                do {
+                    let reading = try profile.decode(characteristic: characteristic, bytes: input, context: testContext)
+                    #expect(reading.raw == input)
+                    decoded += 1
+                } catch {
+                    #expect(!error.description.isEmpty)
+                    rejected += 1
+                }
+            }
+        }
+        // Both outcomes must occur, or the generator is not reaching the decoder's paths.
+        #expect(decoded > 100 && rejected > 100, "decoded \(decoded), rejected \(rejected)")
+    }
+}
