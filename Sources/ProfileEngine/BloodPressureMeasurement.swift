@@ -16,17 +16,9 @@ public struct BloodPressureMeasurementDecoder: Sendable {
     /// Decodes one notification or indication. `frame` is `2A35` or `2A36` and only names errors.
     public func decode(_ bytes: [UInt8], frame: String = "2A35", context: DecodeContext) throws(DecodeError) -> Reading {
         var reader = ByteReader(bytes, frame: frame)
-        guard !bytes.isEmpty else {
-            throw DecodeError(frame: frame, field: "flags", offset: 0, problem: "the input is empty",
-                              hint: "a blood pressure measurement is at least 7 bytes: flags and three SFLOAT pressures")
-        }
-        let flags = try reader.uint8("flags", promisedBy: "every measurement")
-        let flagsText = "flags 0x" + hexString([flags], separator: "")
-        guard flags & 0xE0 == 0 else {
-            throw DecodeError(frame: frame, field: "flags", offset: 0,
-                              problem: "reserved bits 5-7 are set (\(flagsText))",
-                              hint: "this is not a Blood Pressure Measurement, or the bytes are shifted; check the capture starts at the flags byte")
-        }
+        let flags = try reader.measurementFlags("blood pressure measurement",
+                                                smallest: "7 bytes: flags and three SFLOAT pressures", definedBits: 0x1F)
+        let flagsText = ByteReader.describe(flags)
         let unit: MeasurementUnit = flags & 0x01 != 0 ? .kilopascal : .millimetreOfMercury
         let systolic = IEEE11073Number.sfloat(try reader.uint16("systolic", promisedBy: flagsText))
         let diastolic = IEEE11073Number.sfloat(try reader.uint16("diastolic", promisedBy: flagsText))

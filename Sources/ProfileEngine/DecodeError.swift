@@ -1,3 +1,5 @@
+import VitalModel
+
 /// Why bytes could not be decoded: which field, at which offset, what was wrong, and what to check.
 ///
 /// Decoders never trap on input; every malformed byte string ends here.
@@ -59,6 +61,25 @@ struct ByteReader {
         let slice = try take(4, field, promisedBy: promisedBy)
         return slice.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
     }
+
+    /// Reads the flags byte that opens every Bluetooth SIG measurement. Bits outside `definedBits` are
+    /// reserved and must be clear: set ones mean other data or shifted bytes, not a measurement to guess at.
+    mutating func measurementFlags(_ measurement: String, smallest: String, definedBits: UInt8) throws(DecodeError) -> UInt8 {
+        guard !bytes.isEmpty else {
+            throw DecodeError(frame: frame, field: "flags", offset: 0, problem: "the input is empty",
+                              hint: "a \(measurement) is at least \(smallest)")
+        }
+        let flags = try uint8("flags", promisedBy: "every measurement")
+        guard flags & ~definedBits == 0 else {
+            throw DecodeError(frame: frame, field: "flags", offset: 0,
+                              problem: "reserved bits are set (\(Self.describe(flags)))",
+                              hint: "this is not a \(measurement), or the bytes are shifted; check the capture starts at the flags byte")
+        }
+        return flags
+    }
+
+    /// `flags 0x1E`, the way errors name the flags that promised a field.
+    static func describe(_ flags: UInt8) -> String { "flags 0x" + hexString([flags], separator: "") }
 
     /// Fails when bytes are left over: a layout that does not account for every byte is a misparse.
     func expectEnd(describedBy flagsText: String) throws(DecodeError) {

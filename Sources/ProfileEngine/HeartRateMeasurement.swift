@@ -10,17 +10,9 @@ public struct HeartRateMeasurementDecoder: Sendable {
     public func decode(_ bytes: [UInt8], context: DecodeContext) throws(DecodeError) -> Reading {
         let frame = "2A37"
         var reader = ByteReader(bytes, frame: frame)
-        guard !bytes.isEmpty else {
-            throw DecodeError(frame: frame, field: "flags", offset: 0, problem: "the input is empty",
-                              hint: "a heart rate measurement is at least 2 bytes: flags and the rate")
-        }
-        let flags = try reader.uint8("flags", promisedBy: "every measurement")
-        let flagsText = "flags 0x" + hexString([flags], separator: "")
-        guard flags & 0xE0 == 0 else {
-            throw DecodeError(frame: frame, field: "flags", offset: 0,
-                              problem: "reserved bits 5-7 are set (\(flagsText))",
-                              hint: "this is not a Heart Rate Measurement, or the bytes are shifted; check the capture starts at the flags byte")
-        }
+        let flags = try reader.measurementFlags("heart rate measurement", smallest: "2 bytes: flags and the rate",
+                                                definedBits: 0x1F)
+        let flagsText = ByteReader.describe(flags)
         let rate = flags & 0x01 != 0
             ? Int(try reader.uint16("heart rate (16-bit)", promisedBy: flagsText))
             : Int(try reader.uint8("heart rate (8-bit)", promisedBy: flagsText))

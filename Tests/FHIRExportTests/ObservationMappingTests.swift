@@ -146,7 +146,7 @@ struct BundleConflictTests {
     func conflicts() throws {
         let record = try bloodPressure("167C0056006100E807060F11111B33000000")
         let twice = try exporter.collectionBundle([record, record], subject: demoSubject)
-        #expect(observations(twice).count == 2)  // the pressure and the pulse, once each
+        #expect(observations(twice).count == 3)  // pressure, pulse and status bits, once each
         // Same device time, other values: a cuff whose clock did not move. The server would keep one.
         let other = try bloodPressure("167D0056006100E807060F11111B33000000")
         let error = try #require(throws: ExportError.self) { try exporter.collectionBundle([record, other], subject: demoSubject) }

@@ -54,6 +54,7 @@ SYSTEM_TYPES = {
 }
 INT_TYPES = {"integer", "positiveInt", "unsignedInt"}
 BINDABLE = {"code", "Coding", "CodeableConcept", "Quantity", "string", "uri"}
+PRIMITIVE_BINDABLE = {"code", "string", "uri"}
 UUID_RE = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 COND_REF_RE = re.compile(r"([A-Z][A-Za-z]+)\?(.*)", re.S)
 REL_REF_RE = re.compile(
@@ -602,7 +603,7 @@ class Validator:
                 m = self._match_key(children, base)
                 if m is None or m[0] == "type-not-allowed" or m[1] not in self.core.primitive_types:
                     run.add("error", f"{path}.{key}", "unknown-element",
-                            f"'{key}' is not a known element here (primitive extension without primitive)")
+                            f"'{key}' does not belong to a primitive element here")
                 elif base not in obj:
                     matched.setdefault(m[0].name, []).append((base, m[1], m[2]))
                 continue
@@ -772,12 +773,17 @@ class Validator:
             if edef.max_length and isinstance(v, str) and len(v) > edef.max_length:
                 run.add("error", it.path, "max-length",
                         f"length {len(v)} exceeds maxLength {edef.max_length} ({edef.sd.label()})")
-            if edef.strength in ("required", "extensible") and tcode in BINDABLE | {"code"}:
+            if edef.strength in ("required", "extensible") and tcode in PRIMITIVE_BINDABLE:
                 self._check_binding(run, v, "code", edef, it.path)
         if v is not None and not ok:
             return  # invariants on a malformed primitive only add noise
         constraints = edef.constraints + self._type_constraints(tcode, ())
-        self._eval_constraints(run, constraints, v, it.ext, tcode, it.path)
+        if v is None:
+            # fhirpathpy does not expose a value-less primitive's "_x" extensions as children(),
+            # so ele-1 would fail wrongly; evaluate on the "_x" Element itself instead.
+            self._eval_constraints(run, constraints, it.ext, None, "Element", it.path)
+        else:
+            self._eval_constraints(run, constraints, v, it.ext, tcode, it.path)
 
     def _primitive_regex(self, tcode):
         if tcode not in self._regex:
@@ -1292,20 +1298,34 @@ class Validator:
 # Front ends
 # ---------------------------------------------------------------------------
 
-WARMUP = {
-    "resourceType": "Observation", "status": "final",
-    "category": [{"coding": [{"system": OBS_CATEGORY, "code": "vital-signs"}]}],
-    "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
-    "subject": {"reference": "Patient/x"}, "effectiveDateTime": "2025-01-01",
-    "component": [{"code": {"coding": [{"system": LOINC, "code": c}]},
-                   "valueQuantity": {"value": 1, "unit": "mmHg", "system": "http://unitsofmeasure.org",
-                                     "code": "mm[Hg]"}} for c in ("8480-6", "8462-4")],
-}
+def _warmup_bundle():
+    """A transaction with a bp and a heart-rate Observation and a Device: loads and compiles
+    what VitalGate's resources need before the first request."""
+    ucum = "http://unitsofmeasure.org"
+
+    def obs(code, **kw):
+        return {"resourceType": "Observation", "status": "final",
+                "category": [{"coding": [{"system": OBS_CATEGORY, "code": "vital-signs"}]}],
+                "code": {"coding": [{"system": LOINC, "code": code}]},
+                "subject": {"reference": "Patient?identifier=a|b"}, "effectiveDateTime": "2025-01-01",
+                "device": {"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}, **kw}
+
+    bp = obs("85354-9", component=[
+        {"code": {"coding": [{"system": LOINC, "code": c}]},
+         "valueQuantity": {"value": 1, "unit": "mmHg", "system": ucum, "code": "mm[Hg]"}}
+        for c in ("8480-6", "8462-4")])
+    hr = obs("8867-4", valueQuantity={"value": 1, "unit": "/min", "system": ucum, "code": "/min"})
+    dev = {"resourceType": "Device", "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:x"}]}
+    entries = [(dev, "Device"), (bp, "Observation"), (hr, "Observation")]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": f"urn:uuid:00000000-0000-4000-8000-00000000000{i}", "resource": r,
+         "request": {"method": "POST", "url": u, "ifNoneExist": "identifier=a|b"}}
+        for i, (r, u) in enumerate(entries)]}
 
 
 def serve(validator, inp, out):
     """One JSON document per input line -> one compact JSON result per output line."""
-    validator.validate(WARMUP)  # fills caches so the first real request is fast
+    validator.validate(_warmup_bundle())  # fills caches so the first real request is fast
     while True:
         raw = inp.readline()
         if not raw:
