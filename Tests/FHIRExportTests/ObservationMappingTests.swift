@@ -3,6 +3,7 @@ import Testing
 import VitalModel
 import ProfileEngine
 import FHIRExport
+import VitalGateTestKit
 
 @Suite("FHIR mapping")
 struct ObservationMappingTests {

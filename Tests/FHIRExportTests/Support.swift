@@ -25,12 +25,6 @@ func heartRate(_ hex: String) throws -> Reading {
     try HeartRateMeasurementDecoder().decode(bytes(hex), context: context(profile: "bluetooth-sig/heart-rate"))
 }
 
-func bytes(_ hex: String) -> [UInt8] {
-    stride(from: 0, to: hex.count, by: 2).map { offset in
-        let start = hex.index(hex.startIndex, offsetBy: offset)
-        return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)!
-    }
-}
 
 /// Sends `resource` to the independent validator and records every error it reports.
 @discardableResult

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VitalModel
+import VitalGateTestKit
 @testable import ProfileEngine
 
 let testContext = DecodeContext(

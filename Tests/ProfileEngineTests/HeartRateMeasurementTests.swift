@@ -1,5 +1,6 @@
 import Testing
 import VitalModel
+import VitalGateTestKit
 @testable import ProfileEngine
 
 @Suite("Heart Rate Measurement 0x2A37")
@@ -22,15 +23,20 @@ struct HeartRateMeasurementTests {
             #expect(reading.value(.energyExpended)?.value.description == String(energy), comment)
         }
         if let intervals = expected.rrIntervals {
-            let seconds = reading.values.filter { $0.type == .rrInterval }.map(\.value.description)
-            #expect(seconds == intervals.map { HeartRateMeasurementDecoder.seconds(fromTicks: UInt16($0)).description }, comment)
+            // Back to 1/1024 s ticks through Double: an independent check of the exact-decimal conversion.
+            let ticks: [Int] = reading.values.filter { $0.type == .rrInterval }.compactMap {
+                guard case .number(let seconds) = $0.value else { return nil }
+                return Int((seconds.doubleValue * 1024).rounded())
+            }
+            #expect(ticks == intervals, comment)
         }
     }
 
     @Test("R-R intervals are exact seconds: 1/1024 s has a finite decimal expansion")
     func rrSeconds() {
         #expect(HeartRateMeasurementDecoder.seconds(fromTicks: 1024).description == "1.0000000000")
-        #expect(HeartRateMeasurementDecoder.seconds(fromTicks: 790).description == "0.7714843750")
+        #expect(HeartRateMeasurementDecoder.seconds(fromTicks: 790).description == "0.7714843750")  // 790/1024
+        #expect(HeartRateMeasurementDecoder.seconds(fromTicks: 795).description == "0.7763671875")  // 795/1024
         #expect(HeartRateMeasurementDecoder.seconds(fromTicks: 65535).description == "63.9990234375")
     }
 

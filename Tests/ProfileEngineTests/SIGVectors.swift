@@ -117,9 +117,3 @@ enum SIGVectors {
     static let numbers = load("ieee11073-float.json", as: NumberFile.self)
 }
 
-func bytes(_ hex: String) -> [UInt8] {
-    stride(from: 0, to: hex.count, by: 2).map { offset in
-        let start = hex.index(hex.startIndex, offsetBy: offset)
-        return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)!
-    }
-}
