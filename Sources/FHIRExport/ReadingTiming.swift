@@ -23,19 +23,20 @@ struct ReadingTiming {
         identifierTimestamp = PHDObservationIdentifier.timestamp(
             stamp.time, resolution: stamp.resolution, utcOffsetQuarterHours: stamp.utcOffsetQuarterHours)
 
-        if let quarters = stamp.utcOffsetQuarterHours, stamp.clock == .set {
+        if let quarters = stamp.utcOffsetQuarterHours, stamp.clock == .set,
+           let local = stamp.time.adding(milliseconds: Int64(quarters) * 900_000) {
             // A synchronised UTC clock with an offset is already on a real timeline: keep it.
-            effective = Self.render(stamp.time.adding(milliseconds: Int64(quarters) * 900_000),
-                                    offsetSeconds: quarters * 900, resolution: stamp.resolution)
+            effective = Self.render(local, offsetSeconds: quarters * 900, resolution: stamp.resolution)
         } else if let check = reading.clockCheck {
             coincident = check
-            if let lag = check.deviceLagMilliseconds {
+            if let lag = check.deviceLagMilliseconds, let corrected = stamp.time.adding(milliseconds: lag) {
                 // A local clock on the current timeline: move it onto the hub's by the measured lag.
-                effective = Self.render(stamp.time.adding(milliseconds: lag), offsetSeconds: hubOffset,
-                                        resolution: stamp.resolution)
+                effective = Self.render(corrected, offsetSeconds: hubOffset, resolution: stamp.resolution)
             } else {
                 effective = received
-                note = "The device reported a clock fault; the effective time is when the hub received the reading."
+                note = check.deviceTime == nil
+                    ? "The device reported a clock fault; the effective time is when the hub received the reading."
+                    : "The device clock reading was too far off to correct by; the effective time is when the hub received the reading."
             }
         } else if stamp.clock == .notSet {
             effective = received

@@ -151,7 +151,7 @@ struct DecodeCommand {
     static func hubTimestamp(_ parsed: Arguments) throws(UsageError) -> HubTimestamp {
         guard let text = parsed.value("received-at") else { return .now() }
         guard let stamp = HubTimestamp(iso8601: text) else {
-            throw UsageError("--received-at '\(text)' is not a time with offset like 2025-06-01T07:35:00+07:00")
+            throw UsageError("--received-at '\(text)' is not a time with offset in years 1970-9998, like 2025-06-01T07:35:00+07:00")
         }
         return stamp
     }

@@ -26,7 +26,9 @@ public struct LocalDateTime: Sendable, Hashable, Comparable, CustomStringConvert
         self.millisecond = millisecond
     }
 
-    /// The wall-clock reading of `date` at `utcOffsetSeconds` east of UTC.
+    /// The wall-clock reading of `date` at `utcOffsetSeconds` east of UTC. Total: a `Date` beyond years
+    /// 1-9999 gives a year outside that range rather than a trap; inputs are range-checked where they enter
+    /// (``HubTimestamp/init(iso8601:)``, ``adding(milliseconds:)``).
     public init(_ date: Date, utcOffsetSeconds: Int) {
         let shifted = date.timeIntervalSince1970 + Double(utcOffsetSeconds)
         // Nearest, not floor: Date is a binary Double, and 0.001 s steps would otherwise collapse.
@@ -34,8 +36,8 @@ public struct LocalDateTime: Sendable, Hashable, Comparable, CustomStringConvert
         let (days, dayMilliseconds) = totalMilliseconds.floorDivided(by: 86_400_000)
         let (y, m, d) = LocalDateTime.civil(fromDays: Int(days))
         let ms = Int(dayMilliseconds)
-        self.init(year: y, month: m, day: d, hour: ms / 3_600_000, minute: ms / 60_000 % 60,
-                  second: ms / 1000 % 60, millisecond: ms % 1000)!
+        (year, month, day) = (y, m, d)
+        (hour, minute, second, millisecond) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
     }
 
     static func daysIn(month: Int, year: Int) -> Int {
@@ -78,9 +80,13 @@ public struct LocalDateTime: Sendable, Hashable, Comparable, CustomStringConvert
         (millisecondsSince1970 - 946_684_800_000).floorDivided(by: 1000).quotient
     }
 
-    /// This wall-clock time moved by `milliseconds` (used to map a device clock onto the hub's).
-    public func adding(milliseconds: Int64) -> LocalDateTime {
-        LocalDateTime(Date(timeIntervalSince1970: Double(millisecondsSince1970 + milliseconds) / 1000), utcOffsetSeconds: 0)
+    /// This wall-clock time moved by `milliseconds` (used to map a device clock onto the hub's); nil when the
+    /// result leaves years 1-9999, which only an absurd clock reading can cause.
+    public func adding(milliseconds: Int64) -> LocalDateTime? {
+        let (sum, overflow) = millisecondsSince1970.addingReportingOverflow(milliseconds)
+        guard !overflow else { return nil }
+        let moved = LocalDateTime(Date(timeIntervalSince1970: Double(sum) / 1000), utcOffsetSeconds: 0)
+        return (1...9999).contains(moved.year) ? moved : nil
     }
 
     /// `2025-06-01T07:30:00`, or with `.123` when a millisecond part is set.
@@ -236,11 +242,12 @@ extension LocalDateTime {
 }
 
 extension HubTimestamp {
-    /// Parses an instant with its offset, `2025-06-01T07:35:00+07:00` or `...Z`; nil for anything else.
+    /// Parses an instant with its offset, `2025-06-01T07:35:00+07:00` or `...Z`; nil for anything else and
+    /// for years outside 1970-9998, which no hub clock shows and which would leave FHIR's range in UTC.
     public init?(iso8601 text: String) {
         let zoneStart = text.lastIndex { $0 == "+" || $0 == "-" || $0 == "Z" }
         guard let zoneStart, zoneStart > text.index(text.startIndex, offsetBy: min(10, text.count)),
-              let local = LocalDateTime(iso8601: String(text[..<zoneStart])),
+              let local = LocalDateTime(iso8601: String(text[..<zoneStart])), (1970...9998).contains(local.year),
               let offset = parseUTCOffset(String(text[zoneStart...])) else { return nil }
         let utcMilliseconds = local.millisecondsSince1970 - Int64(offset) * 1000
         self.init(instant: Date(timeIntervalSince1970: Double(utcMilliseconds) / 1000), utcOffsetSeconds: offset)

@@ -11,7 +11,8 @@ struct ObservationMappingTests {
     func bloodPressureShape() throws {
         // derdilla sample (Tests/Fixtures/bluetooth-sig): 124/86/97, pulse 51, 2024-06-15 17:17:27, status 0x0027.
         let reading = try bloodPressure("167C0056006100E807060F11111B33002700")
-        let found = observations(try exporter.collectionBundle([reading], subject: demoSubject))
+        let bundle = try exporter.collectionBundle([reading], subject: demoSubject)
+        let found = observations(bundle)
         let bp = try #require(found["150020"])
         #expect(at(bp, "meta", "profile") == [
             "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdCompoundNumericObservation",
@@ -25,7 +26,7 @@ struct ObservationMappingTests {
         #expect(at(bp, "category", 1, "coding", 0, "code") == "phd")
         #expect(at(found["149546"], "valueQuantity", "value") == .number("51"))
         let status = try #require(found["8410608"])
-        #expect(at(status, "derivedFrom", 0, "reference") == nil ? false : true)
+        #expect(at(status, "derivedFrom", 0, "reference") == fullURL(of: "150020", in: bundle))
         let setBits: [JSONValue] = (0..<6).compactMap { index in
             at(status, "component", index, "valueCodeableConcept", "coding", 0, "code") == "Y" ? at(status, "component", index, "code", "coding", 0, "code") : nil
         }
@@ -107,6 +108,15 @@ struct ObservationMappingTests {
         #expect(at(faulted["67975"], "dataAbsentReason", "coding", 0, "code") == "unknown")
         #expect(at(faulted["150020"], "effectiveDateTime") == "2025-06-01T07:35:00.250+07:00")
         #expect(at(faulted["150020"], "note", 0, "text") != nil)
+    }
+
+    @Test("an absurd clock check (device clock in year 9999) dates the reading by receive time, never traps")
+    func absurdClockCheck() throws {
+        var reading = try bloodPressure("02800052006100E9070601071E00")
+        reading.clockCheck = DeviceClockCheck(hubTime: received, deviceTime: LocalDateTime(iso8601: "9999-12-31T00:00:00"))
+        let bp = try #require(observations(try exporter.collectionBundle([reading], subject: demoSubject))["150020"])
+        #expect(at(bp, "effectiveDateTime") == "2025-06-01T07:35:00.250+07:00")
+        #expect(at(bp, "note", 0, "text") == "The device clock reading was too far off to correct by; the effective time is when the hub received the reading.")
     }
 
     @Test("a device clock that was never set does not date the reading")

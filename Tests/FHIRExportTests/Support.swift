@@ -47,6 +47,12 @@ func observations(_ bundle: JSONValue) -> [String: JSONValue] {
     return result
 }
 
+/// The `fullUrl` of the Bundle entry whose Observation has MDC code `code`.
+func fullURL(of code: String, in bundle: JSONValue) -> JSONValue? {
+    guard case .array(let entries)? = bundle["entry"] else { return nil }
+    return entries.first { at($0, "resource", "code", "coding", 0, "code") == .string(code) }?["fullUrl"]
+}
+
 /// A member of a JSON object along a path of keys and array indexes.
 func at(_ value: JSONValue?, _ path: Any...) -> JSONValue? {
     var current = value

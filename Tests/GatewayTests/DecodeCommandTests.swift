@@ -70,12 +70,29 @@ struct DecodeCommandTests {
         (["--device-address", "C4:F3", "00BDF00B009FF0"], "--device-address 'C4:F3' is not 6 hex bytes"),
         (["--received-at", "yesterday", "00BDF00B009FF0"], "--received-at 'yesterday' is not a time with offset"),
         (["--colour", "00BDF00B009FF0"], "unknown option --colour"),
+        (["--received-at", "0001-01-01T00:00:00+14:00", "00BDF00B009FF0"], "is not a time with offset"),
+        (["--received-at", "9999-12-31T23:59:59-12:00", "00BDF00B009FF0"], "is not a time with offset"),
+        (["--device-clock", "2025-02-30T00:00:00", "00BDF00B009FF0"], "--device-clock '2025-02-30T00:00:00' is not a local time"),
     ])
     func badInput(_ extra: [String], _ message: String) {
         let result = run(bp + extra)
         #expect(result.exitCode == 2)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test("a device clock thousands of years off still gives valid FHIR, dated by receive time")
+    func absurdDeviceClock() throws {
+        let result = run(bp + ["--fhir", "--device-clock", "9999-12-31T00:00:00", "02800052006100E9070601071E00"])
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("too far off to correct by"))
+        let verdict = try FHIRValidator.shared().validate(try compact(result.stdout))
+        #expect(verdict.valid, "\(verdict.errors)")
+    }
+
+    func compact(_ text: String) throws -> String {
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+        return String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
     }
 
     @Test("wrong profile or characteristic is a usage error that lists what exists")

@@ -70,10 +70,30 @@ struct TimeTests {
         #expect(HubTimestamp(iso8601: "2025-06-01T07:35:00+25:00") == nil)
     }
 
-    @Test("UTC offsets", arguments: [("+07:00", 25_200), ("-05:30", -19_800), ("+0700", 25_200), ("+7", 25_200), ("Z", 0)])
-    func offsets(_ text: String, _ seconds: Int) {
+    @Test("UTC offsets: parsed forms and the one printed form", arguments: [
+        ("+07:00", 25_200, "+07:00"), ("-05:30", -19_800, "-05:30"), ("+0700", 25_200, "+07:00"), ("+7", 25_200, "+07:00"),
+        ("Z", 0, "+00:00"),
+    ])
+    func offsets(_ text: String, _ seconds: Int, _ printed: String) {
         #expect(parseUTCOffset(text) == seconds)
-        #expect(formatUTCOffset(seconds: seconds) == (text == "Z" ? "+00:00" : text.count == 6 ? text : formatUTCOffset(seconds: seconds)))
+        #expect(formatUTCOffset(seconds: seconds) == printed)
+    }
+
+    @Test("offsets that are not offsets", arguments: ["+", "07:00", "+19:00", "+07:60", "+7:00", "+07:0a", "UTC"])
+    func badOffsets(_ text: String) { #expect(parseUTCOffset(text) == nil) }
+
+    @Test("hub times outside 1970-9998 are refused, so UTC conversion cannot leave years 1-9999", arguments: [
+        "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "1969-12-31T23:59:59Z",
+    ])
+    func hubRange(_ text: String) { #expect(HubTimestamp(iso8601: text) == nil) }
+
+    @Test("moving a time out of years 1-9999 gives nil, not a trap") func addingRange() throws {
+        let time = try #require(LocalDateTime(iso8601: "1582-10-15T00:00:00"))
+        #expect(time.adding(milliseconds: -2_000 * 365 * 86_400_000) == nil)
+        #expect(time.adding(milliseconds: Int64.max) == nil)
+        #expect(time.adding(milliseconds: 86_400_000)?.description == "1582-10-16T00:00:00")
+        // Any Date converts without trapping, even far outside the calendar range FHIR can carry.
+        #expect(LocalDateTime(Date(timeIntervalSince1970: -1e12), utcOffsetSeconds: 0).year < 1)
     }
 
     @Test("a clock check measures how far the device lags the hub") func lag() throws {
