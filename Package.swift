@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "VitalModel", targets: ["VitalModel"]),
         .library(name: "ProfileEngine", targets: ["ProfileEngine"]),
         .library(name: "FHIRExport", targets: ["FHIRExport"]),
+        .library(name: "ProfileCatalog", targets: ["ProfileCatalog"]),
     ],
     targets: [
         // System C libraries, each behind a module map and a header of static inline helpers.
@@ -29,6 +30,10 @@ let package = Package(
         .target(name: "VitalModel"),
         .target(name: "ProfileEngine", dependencies: ["VitalModel"]),
         .target(name: "FHIRExport", dependencies: ["VitalModel"]),
+        // Profile files: the located JSON loader, lint, captures and their replay, udev rules.
+        .target(name: "ProfileCatalog", dependencies: ["VitalModel", "ProfileEngine"]),
+        // The device side of a capture on a pseudo-terminal, for `vitalgate simulate` and tests.
+        .target(name: "DeviceSimulator", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog"]),
 
         // Targets that own a C library.
         .target(name: "Outbox", dependencies: ["VitalModel", "CSQLite"]),
@@ -36,8 +41,11 @@ let package = Package(
         .target(name: "DeviceIO", dependencies: ["ProfileEngine", "CUdev", "CBluetooth", "CDBus"]),
 
         // Commands and, later, the daemon's pipelines.
-        .target(name: "Gateway", dependencies: ["VitalModel", "ProfileEngine", "FHIRExport", "Outbox", "Uplink", "DeviceIO"]),
+        .target(name: "Gateway", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog", "DeviceSimulator", "FHIRExport", "Outbox", "Uplink", "DeviceIO"]),
         .executableTarget(name: "vitalgate", dependencies: ["Gateway"]),
+        // Benchmarks print machine-readable results; they are run by scripts/benchmark, never by tests.
+        .executableTarget(name: "vitalgate-benchmarks", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog"],
+                          path: "Benchmarks/ProfileBenchmarks"),
 
         // Test support: the FHIR validator client and fixture loading.
         .target(name: "VitalGateTestKit", dependencies: ["VitalModel"]),
@@ -45,6 +53,8 @@ let package = Package(
         .testTarget(name: "VitalModelTests", dependencies: ["VitalModel"]),
         .testTarget(name: "ProfileEngineTests", dependencies: ["ProfileEngine", "VitalGateTestKit"]),
         .testTarget(name: "FHIRExportTests", dependencies: ["FHIRExport", "ProfileEngine", "VitalGateTestKit"]),
+        .testTarget(name: "ProfileCatalogTests", dependencies: ["ProfileCatalog", "ProfileEngine", "VitalGateTestKit"]),
+        .testTarget(name: "DeviceSimulatorTests", dependencies: ["DeviceSimulator", "ProfileCatalog", "VitalGateTestKit"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "VitalGateTestKit"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Outbox", "Uplink", "DeviceIO"]),
     ],

@@ -91,6 +91,8 @@ struct ObservationBuilder {
         .oxygenSaturation: ("oxygensat", ["%"]),
         .bodyWeight: ("bodyweight", ["kg", "g", "[lb_av]"]),
         .bodyTemperature: ("bodytemp", ["Cel", "[degF]"]),
+        .bodyHeight: ("bodyheight", ["cm", "[in_i]"]),
+        .bodyMassIndex: ("bmi", ["kg/m2"]),
     ]
 
     mutating func build() -> [FHIREntry] {
@@ -109,7 +111,10 @@ struct ObservationBuilder {
         }
         for value in remaining { entries.append(numeric(value)) }
         let measured = entries.first { $0.fullUrl != coincidentURL }
-        for field in reading.statusBits { entries.append(bits(field, derivedFrom: measured?.fullUrl)) }
+        // A field whose code no trusted source confirms stays in the reading but is not uploaded.
+        for field in reading.statusBits where field.isVerified {
+            entries.append(bits(field, derivedFrom: measured?.fullUrl))
+        }
         return entries
     }
 
@@ -117,7 +122,8 @@ struct ObservationBuilder {
 
     func numeric(_ value: MeasuredValue) -> FHIREntry {
         let vital = Self.vitalSigns[value.type].flatMap { $0.units.contains(value.unit.ucum) ? $0.profile : nil }
-        return observation(type: value.type, profile: "PhdNumericObservation", vitalProfile: vital) { members in
+        return observation(type: value.type, profile: "PhdNumericObservation", vitalProfile: vital,
+                           bodySite: reading.bodySite) { members in
             members += valueMembers(value)
         }
     }
@@ -125,7 +131,8 @@ struct ObservationBuilder {
     func compound(_ type: MeasurementType, _ components: [MeasuredValue]) -> FHIREntry {
         let allowed = Self.vitalSigns[type]
         let vital = components.allSatisfy { allowed?.units.contains($0.unit.ucum) ?? false } ? allowed?.profile : nil
-        return observation(type: type, profile: "PhdCompoundNumericObservation", vitalProfile: vital) { members in
+        return observation(type: type, profile: "PhdCompoundNumericObservation", vitalProfile: vital,
+                           bodySite: reading.bodySite) { members in
             members.append(("component", .array(components.map { value in
                 .object([("code", code(value.type))] + valueMembers(value))
             })))
@@ -178,7 +185,7 @@ struct ObservationBuilder {
 
     /// The members every measurement Observation shares, in FHIR's element order, with `body` adding the
     /// value, components or derivation.
-    func observation(type: MeasurementType, profile: String, vitalProfile: String?,
+    func observation(type: MeasurementType, profile: String, vitalProfile: String?, bodySite: BodySite? = nil,
                      body: (inout [(String, JSONValue)]) -> Void) -> FHIREntry {
         let status = reading.status
         let identifier = PHDObservationIdentifier(device: devicePart, patient: subject.identifierPart, type: type.mdc!,
@@ -221,6 +228,10 @@ struct ObservationBuilder {
             })))
         }
         if let note = timing.note { members.append(("note", [["text": .string(note)]])) }
+        // Only a coded site is sent: a site without an MDC code from fhir-mapping.md stays in the reading.
+        if let site = bodySite, let code = site.code {
+            members.append(("bodySite", FHIRJSON.concept([FHIRJSON.mdc(code)], text: site.name)))
+        }
         members.append(("device", FHIRJSON.reference(deviceURL)))
         body(&members)
 

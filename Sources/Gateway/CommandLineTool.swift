@@ -24,6 +24,8 @@ public enum CommandLineTool {
 
         Commands:
           decode     decode device bytes into readings or FHIR (vendor kit)
+          profile    lint, test, list and simulate device profiles (vendor kit)
+          simulate   play the device side of a capture on a pseudo-terminal
           version    print versions of VitalGate and the libraries it uses
 
         `vitalgate COMMAND --help` describes a command.
@@ -35,6 +37,8 @@ public enum CommandLineTool {
         let rest = Array(arguments.dropFirst())
         switch command {
         case "decode": return DecodeCommand.run(rest, input: input)
+        case "profile": return ProfileCommand.run(rest, input: input)
+        case "simulate": return SimulateCommand.run(rest)
         case "version", "--version": return VersionCommand.run()
         case "help", "--help", "-h": return CommandResult(stdout: usage + "\n")
         default: return CommandResult(stderr: "vitalgate: unknown command '\(command)'\n\n" + usage + "\n", exitCode: 2)

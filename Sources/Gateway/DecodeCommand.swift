@@ -1,6 +1,7 @@
 import Foundation
 import VitalModel
 import ProfileEngine
+import ProfileCatalog
 import FHIRExport
 
 /// `vitalgate decode`: bytes in, readings (JSON lines) or a FHIR `collection` Bundle out.
@@ -9,14 +10,17 @@ import FHIRExport
 /// exit statuses (0 decoded, 2 bad usage or bytes) stay stable.
 struct DecodeCommand {
     static let usage = """
-        Usage: vitalgate decode --profile ID --characteristic UUID [options] HEX...
+        Usage: vitalgate decode --profile ID|PATH [--characteristic UUID] [options] HEX...
 
-        Decodes each HEX argument (one notification or frame; `-` reads one per line from standard input)
-        and prints one reading per line as JSON, or with --fhir one FHIR R4 Bundle (type collection).
-
-        Profiles: bluetooth-sig/blood-pressure (2A35, 2A36), bluetooth-sig/heart-rate (2A37)
+        Decodes each HEX argument (one notification, report or chunk of a byte stream; `-` reads one per
+        line from standard input) and prints one reading per line as JSON, or with --fhir one FHIR R4
+        Bundle (type collection). `vitalgate profile list` shows the shipped profiles.
 
         Options:
+          --profile ID|PATH         a shipped profile id (e.g. bluetooth-sig/blood-pressure) or a profile file
+          --profiles DIR            the profile tree to look ids up in (default: the shipped DeviceProfiles)
+          --characteristic UUID     for gatt-standard profiles: the characteristic the bytes came from
+          --capture FILE            decode a capture file (as shipped beside profiles) instead of HEX frames
           --fhir                    print a FHIR Bundle instead of readings
           --patient SPEC            cccd:<12 digits>, bhxh:<10 digits> or SYSTEM|VALUE
                                     (default: the demo citizen cccd:099199000001; 099 is no province,
@@ -42,6 +46,8 @@ struct DecodeCommand {
             return CommandResult(stderr: "vitalgate decode: \(error)\nSee `vitalgate decode --help`.\n", exitCode: 2)
         } catch let error as DecodeFailure {
             return CommandResult(stderr: "vitalgate decode: \(error)\n", exitCode: 2)
+        } catch let error as ProfileError {
+            return CommandResult(stderr: "vitalgate decode: the profile is broken: \(error)\n", exitCode: 2)
         } catch let error as ExportError {
             return CommandResult(stderr: "vitalgate decode: cannot make FHIR: \(error)\n", exitCode: 2)
         } catch {
@@ -58,18 +64,30 @@ struct DecodeCommand {
 
     static func decode(_ arguments: [String], input: () -> String?) throws -> CommandResult {
         let parsed = try Arguments(arguments, flags: ["fhir", "no-profile-claims"],
-                                   options: ["profile", "characteristic", "patient", "device-address", "system-id",
-                                             "manufacturer", "model", "received-at", "device-clock"],
+                                   options: ["profile", "profiles", "characteristic", "patient", "device-address", "system-id",
+                                             "manufacturer", "model", "received-at", "device-clock", "capture"],
                                    command: "decode")
-        guard let profileID = parsed.value("profile") else { throw UsageError("--profile is required") }
-        guard let profile = BuiltInProfile.named(profileID) else {
-            throw UsageError("no profile '\(profileID)'; built in: " + BuiltInProfile.all.map(\.id).joined(separator: ", "))
+        guard let profileArgument = parsed.value("profile") else { throw UsageError("--profile is required") }
+        let profile = try ProfileResolver.resolve(profileArgument, directory: parsed.value("profiles"))
+        var characteristic: String?
+        let capturePath = parsed.value("capture")
+        if capturePath != nil, !parsed.operands.isEmpty { throw UsageError("give either --capture FILE or HEX frames, not both") }
+        if capturePath != nil, parsed.value("characteristic") != nil {
+            throw UsageError("a capture names its characteristics on each line; leave out --characteristic")
         }
-        guard let characteristicText = parsed.value("characteristic") else { throw UsageError("--characteristic is required") }
-        let characteristic = normalizeUUID(characteristicText)
-        guard profile.characteristics.contains(characteristic) else {
-            throw UsageError("profile \(profile.id) decodes " + profile.characteristics.joined(separator: ", ")
-                + ", not '\(characteristicText)'")
+        if capturePath != nil {
+            // Characteristics come from the capture's lines.
+        } else if let gatt = profile.engine as? GATTStandardEngine {
+            guard let text = parsed.value("characteristic") else {
+                throw UsageError("--characteristic is required for \(profile.id); it decodes " + gatt.characteristics.joined(separator: ", "))
+            }
+            let uuid = normalizeUUID(text) ?? text.uppercased()
+            guard gatt.characteristics.contains(uuid) else {
+                throw UsageError("profile \(profile.id) decodes " + gatt.characteristics.joined(separator: ", ") + ", not '\(text)'")
+            }
+            characteristic = uuid
+        } else if parsed.value("characteristic") != nil {
+            throw UsageError("profile \(profile.id) reads a byte stream (\(profile.engine.name) engine); leave out --characteristic")
         }
 
         let systems = IdentifierSystems.vietnam
@@ -77,7 +95,10 @@ struct DecodeCommand {
         if let spec = parsed.value("patient") {
             do { patient = try systems.parse(spec) } catch { throw UsageError("--patient: \(error)") }
         }
-        let device = try deviceIdentity(parsed)
+        if let capturePath {
+            return try decodeCapture(capturePath, parsed: parsed, profile: profile, patient: patient)
+        }
+        let device = try deviceIdentity(parsed, profile: profile)
         let receivedAt = try hubTimestamp(parsed)
         let clockCheck = try deviceClock(parsed, receivedAt: receivedAt)
 
@@ -94,25 +115,59 @@ struct DecodeCommand {
         }
         guard !frames.isEmpty else { throw UsageError("give at least one HEX byte string (or - to read them from standard input)") }
 
+        // One session for all frames, as on a real link: a stream protocol may split a frame across chunks.
+        var session = profile.engine.makeSession(device: device, profileID: profile.id)
+        _ = session.start(at: receivedAt)
         var readings: [Reading] = []
         for (index, frame) in frames.enumerated() {
             var frameTime = receivedAt
             frameTime.instant = receivedAt.instant.addingTimeInterval(Double(index) / 1000)
-            let context = DecodeContext(device: device, receivedAt: frameTime, profileID: profile.id)
             let bytes: [UInt8]
             switch parseHex(frame) {
             case .success(let value): bytes = value
             case .failure(let error): throw UsageError("frame \(index + 1) is not hex: \(error)")
             }
-            do {
-                var reading = try profile.decode(characteristic: characteristic, bytes: bytes, context: context)
-                reading.clockCheck = clockCheck
-                readings.append(reading)
-            } catch {
-                throw DecodeFailure(position: index + 1, error: error)
+            for event in session.receive(bytes, channel: characteristic, at: frameTime) {
+                switch event {
+                case .reading(var reading):
+                    reading.clockCheck = clockCheck
+                    readings.append(reading)
+                case .problem(let error):
+                    throw DecodeFailure(position: index + 1, error: error)
+                case .send, .finished:
+                    break
+                }
             }
         }
+        guard !readings.isEmpty else {
+            throw UsageError("the bytes hold no complete \(profile.engine.inputs.joined(separator: "/")) frame of \(profile.id)")
+        }
 
+        return try output(readings, parsed: parsed, patient: patient)
+    }
+
+    /// Replays a capture file through the profile's engine, scripts and all, as `vitalgate profile test` does.
+    static func decodeCapture(_ path: String, parsed: Arguments, profile: DeviceProfile, patient: PatientIdentifier) throws -> CommandResult {
+        var capture = try Capture.load(file: path)
+        if parsed.value("received-at") != nil { capture.receivedAt = try hubTimestamp(parsed) }
+        if parsed.value("device-address") != nil || parsed.value("system-id") != nil || capture.device == nil {
+            capture.device = try deviceIdentity(parsed, profile: profile)
+        }
+        let replay = Replay.run(capture, profile: profile)
+        let complaints = replay.scriptDifferences + replay.problems.map { "problem: \($0)" }
+        guard complaints.isEmpty else {
+            return CommandResult(stderr: complaints.map { "vitalgate decode: \(path): \($0)\n" }.joined(), exitCode: 2)
+        }
+        guard !replay.readings.isEmpty else { throw UsageError("\(path) holds no reading for \(profile.id)") }
+        let clockCheck = try deviceClock(parsed, receivedAt: capture.receivedAt)
+        return try output(replay.readings.map { reading in
+            var copy = reading
+            copy.clockCheck = clockCheck ?? reading.clockCheck
+            return copy
+        }, parsed: parsed, patient: patient)
+    }
+
+    static func output(_ readings: [Reading], parsed: Arguments, patient: PatientIdentifier) throws -> CommandResult {
         guard parsed.has("fhir") else {
             return CommandResult(stdout: readings.map { $0.json.serialized() + "\n" }.joined())
         }
@@ -124,17 +179,7 @@ struct DecodeCommand {
         return CommandResult(stdout: bundle.prettyPrinted() + "\n")
     }
 
-    /// `0x2a35`, `2a35` and the full 128-bit base UUID form all name `2A35`.
-    static func normalizeUUID(_ text: String) -> String {
-        var upper = text.uppercased()
-        if upper.hasPrefix("0X") { upper = String(upper.dropFirst(2)) }
-        if upper.count == 36, upper.hasPrefix("0000"), upper.hasSuffix("-0000-1000-8000-00805F9B34FB") {
-            upper = String(upper.dropFirst(4).prefix(4))
-        }
-        return upper
-    }
-
-    static func deviceIdentity(_ parsed: Arguments) throws(UsageError) -> DeviceIdentity {
+    static func deviceIdentity(_ parsed: Arguments, profile: DeviceProfile) throws(UsageError) -> DeviceIdentity {
         var device = DeviceIdentity(manufacturer: parsed.value("manufacturer"), model: parsed.value("model"))
         if let text = parsed.value("system-id") {
             guard let systemID = EUI64(text) else { throw UsageError("--system-id '\(text)' is not 8 hex bytes like 00-1C-05-FF-FE-00-78-25") }
@@ -144,7 +189,11 @@ struct DecodeCommand {
             guard let address = EUI48(text) else { throw UsageError("--device-address '\(text)' is not 6 hex bytes like C4:F3:12:53:F2:C9") }
             device.bluetoothAddress = address
         }
-        if device.systemID == nil && device.bluetoothAddress == nil { device.bluetoothAddress = EUI48("00:00:5E:00:53:01") }
+        if device.systemID == nil && device.bluetoothAddress == nil {
+            let fallback = Replay.defaultDevice(for: profile)
+            device.bluetoothAddress = fallback.bluetoothAddress
+            device.usb = fallback.usb
+        }
         return device
     }
 

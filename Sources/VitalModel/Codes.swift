@@ -58,6 +58,9 @@ public struct MeasurementUnit: Sendable, Hashable {
     public static let fahrenheit = MeasurementUnit(ucum: "[degF]", display: "°F", mdc: MDCCode(266560, "MDC_DIM_FAHR"))
     public static let milligramPerDecilitre = MeasurementUnit(ucum: "mg/dL", display: "mg/dL", mdc: MDCCode(264274, "MDC_DIM_MILLI_G_PER_DL"))
     public static let millimolePerLitre = MeasurementUnit(ucum: "mmol/L", display: "mmol/L", mdc: MDCCode(266866, "MDC_DIM_MILLI_MOLE_PER_L"))
+    public static let centimetre = MeasurementUnit(ucum: "cm", display: "cm", mdc: MDCCode(263441, "MDC_DIM_CENTI_M"))
+    public static let inch = MeasurementUnit(ucum: "[in_i]", display: "in", mdc: MDCCode(263520, "MDC_DIM_INCH"))
+    public static let kilogramPerSquareMetre = MeasurementUnit(ucum: "kg/m2", display: "kg/m2", mdc: MDCCode(264096, "MDC_DIM_KG_PER_M_SQ"))
     public static let second = MeasurementUnit(ucum: "s", display: "s", mdc: nil)
     public static let kilojoule = MeasurementUnit(ucum: "kJ", display: "kJ", mdc: nil)
 }
@@ -126,6 +129,58 @@ public struct MeasurementType: Sendable, Hashable, CustomStringConvertible {
     public static let capillaryPlasmaGlucose = MeasurementType(
         key: "glucose-capillary-plasma", mdc: MDCCode(160188, "MDC_CONC_GLU_CAPILLARY_PLASMA"), loinc: nil,
         units: [.milligramPerDecilitre, .millimolePerLitre])
+    /// Body height, in centimetres or inches: the units the R4 `bodyheight` profile allows (fhir-mapping.md §1.4).
+    public static let bodyHeight = MeasurementType(
+        key: "body-height", mdc: MDCCode(188740, "MDC_LEN_BODY_ACTUAL"),
+        loinc: LOINCCode("8302-2", "Body height"), units: [.centimetre, .inch])
+    public static let bodyMassIndex = MeasurementType(
+        key: "body-mass-index", mdc: MDCCode(188752, "MDC_RATIO_MASS_BODY_LEN_SQ"),
+        loinc: LOINCCode("39156-5", "Body mass index (BMI) [Ratio]"), units: [.kilogramPerSquareMetre])
+
+    // Glucose by sample type (Bluetooth Glucose Measurement type nibble). The MDC codes are those
+    // fhir-mapping.md §1.4 lists; glucose is no vital sign and these carry no LOINC code.
+    static let glucoseUnits: [MeasurementUnit] = [.milligramPerDecilitre, .millimolePerLitre]
+    public static let venousWholeBloodGlucose = MeasurementType(
+        key: "glucose-venous-whole-blood", mdc: MDCCode(160192, "MDC_CONC_GLU_VENOUS_WHOLEBLOOD"), loinc: nil,
+        units: glucoseUnits)
+    public static let venousPlasmaGlucose = MeasurementType(
+        key: "glucose-venous-plasma", mdc: MDCCode(160196, "MDC_CONC_GLU_VENOUS_PLASMA"), loinc: nil, units: glucoseUnits)
+    public static let arterialWholeBloodGlucose = MeasurementType(
+        key: "glucose-arterial-whole-blood", mdc: MDCCode(160200, "MDC_CONC_GLU_ARTERIAL_WHOLEBLOOD"), loinc: nil,
+        units: glucoseUnits)
+    public static let arterialPlasmaGlucose = MeasurementType(
+        key: "glucose-arterial-plasma", mdc: MDCCode(160204, "MDC_CONC_GLU_ARTERIAL_PLASMA"), loinc: nil,
+        units: glucoseUnits)
+    public static let undeterminedWholeBloodGlucose = MeasurementType(
+        key: "glucose-undetermined-whole-blood", mdc: MDCCode(160364, "MDC_CONC_GLU_UNDETERMINED_WHOLEBLOOD"),
+        loinc: nil, units: glucoseUnits)
+    public static let undeterminedPlasmaGlucose = MeasurementType(
+        key: "glucose-undetermined-plasma", mdc: MDCCode(160368, "MDC_CONC_GLU_UNDETERMINED_PLASMA"), loinc: nil,
+        units: glucoseUnits)
+    public static let interstitialFluidGlucose = MeasurementType(
+        key: "glucose-interstitial-fluid", mdc: MDCCode(160212, "MDC_CONC_GLU_ISF"), loinc: nil, units: glucoseUnits)
+    /// A meter check with control solution, not a measurement of a person (readings carry `testData`).
+    public static let controlSolutionGlucose = MeasurementType(
+        key: "glucose-control-solution", mdc: MDCCode(160208, "MDC_CONC_GLU_CONTROL"), loinc: nil, units: glucoseUnits)
+    /// Glucose whose sample type the device did not say (a reserved type value).
+    public static let glucose = MeasurementType(
+        key: "glucose", mdc: MDCCode(160020, "MDC_CONC_GLU_GEN"), loinc: nil, units: glucoseUnits)
+
+    // Pulse-oximeter values no verified source gives a type code for: kept in the reading, not uploaded.
+    // FHIR could carry the fast/slow averages as SpO2 and pulse rate with the supplemental types
+    // MDC_MODALITY_FAST (150580) and MDC_MODALITY_SLOW (150584); that needs components the exporter lacks.
+    /// Pulse amplitude index (Bluetooth PLX), in percent.
+    public static let pulseAmplitudeIndex = MeasurementType(
+        key: "pulse-amplitude-index", mdc: nil, loinc: nil, units: [.percent])
+    public static let oxygenSaturationFast = MeasurementType(
+        key: "oxygen-saturation-fast", mdc: nil, loinc: nil, units: [.percent])
+    public static let oximeterPulseRateFast = MeasurementType(
+        key: "oximeter-pulse-rate-fast", mdc: nil, loinc: nil, units: [.perMinute])
+    public static let oxygenSaturationSlow = MeasurementType(
+        key: "oxygen-saturation-slow", mdc: nil, loinc: nil, units: [.percent])
+    public static let oximeterPulseRateSlow = MeasurementType(
+        key: "oximeter-pulse-rate-slow", mdc: nil, loinc: nil, units: [.perMinute])
+
     /// An R-R interval from a heart-rate sensor (kept in the reading; not uploaded as an Observation yet).
     public static let rrInterval = MeasurementType(
         key: "rr-interval", mdc: nil, loinc: nil, units: [.second])
@@ -137,7 +192,11 @@ public struct MeasurementType: Sendable, Hashable, CustomStringConvertible {
     public static let all: [MeasurementType] = [
         .noninvasiveBloodPressure, .systolic, .diastolic, .meanArterialPressure, .pulseRate, .oximeterPulseRate,
         .heartRate, .oxygenSaturation, .bodyWeight, .bodyTemperature, .capillaryWholeBloodGlucose,
-        .capillaryPlasmaGlucose, .rrInterval, .energyExpended,
+        .capillaryPlasmaGlucose, .rrInterval, .energyExpended, .bodyHeight, .bodyMassIndex,
+        .venousWholeBloodGlucose, .venousPlasmaGlucose, .arterialWholeBloodGlucose, .arterialPlasmaGlucose,
+        .undeterminedWholeBloodGlucose, .undeterminedPlasmaGlucose, .interstitialFluidGlucose, .controlSolutionGlucose,
+        .glucose, .pulseAmplitudeIndex, .oxygenSaturationFast, .oximeterPulseRateFast, .oxygenSaturationSlow,
+        .oximeterPulseRateSlow,
     ]
 
     public static func named(_ key: String) -> MeasurementType? { all.first { $0.key == key } }

@@ -92,13 +92,36 @@ public struct StatusBit: Sendable, Hashable {
 public struct StatusBitField: Sendable, Hashable {
     public var type: MDCCode
     public var bits: [StatusBit]
+    /// False when `type` and the bit numbering come from a source fhir-mapping.md has not confirmed: the field
+    /// stays in the reading and its JSON, and FHIR export leaves it out until the code is verified.
+    public var isVerified: Bool
 
-    public init(type: MDCCode, bits: [StatusBit]) {
+    public init(type: MDCCode, bits: [StatusBit], isVerified: Bool = true) {
         self.type = type
         self.bits = bits
+        self.isVerified = isVerified
     }
 
     public static let bloodPressureMeasurementStatus = MDCCode(8_410_608, "MDC_BLOOD_PRESSURE_MEASUREMENT_STATUS")
+    /// Pulse-oximeter device and sensor status. Unverified: the code and the bit names come from the HL7 PHD
+    /// IG's ASN1-to-HL7 table (HL7/phd `input/pagecontent/ASN1ToHL7Codes.md`), not from fhir-mapping.md.
+    public static let pulseOximeterDeviceStatus = MDCCode(150_604, "MDC_PULS_OXIM_DEV_STATUS")
+    /// Glucose meter device and sensor status. Unverified, from the same HL7 PHD IG table.
+    public static let glucoseMeterDeviceStatus = MDCCode(8_417_752, "MDC_GLU_METER_DEV_STATUS")
+}
+
+/// Where on the body a reading was taken, such as the site of a thermometer.
+public struct BodySite: Sendable, Hashable {
+    /// The MDC code FHIR `Observation.bodySite` carries; nil where no source we trust gives one (the site is
+    /// then kept in the reading and its JSON only).
+    public var code: MDCCode?
+    /// Stable name used in readings' JSON, such as `armpit` or `ear`.
+    public var name: String
+
+    public init(code: MDCCode?, name: String) {
+        self.code = code
+        self.name = name
+    }
 }
 
 /// Whether a body-worn sensor touched the skin when it measured.
@@ -142,12 +165,17 @@ public struct Reading: Sendable, Hashable {
     public var source: ReadingSource
     /// The bytes the reading was decoded from.
     public var raw: [UInt8]
+    /// Where on the body the device measured, when it said.
+    public var bodySite: BodySite?
+    /// The device's record number for this reading (Bluetooth glucose sequence number), used to download
+    /// only newer records next time.
+    public var sequenceNumber: Int?
 
     public init(kind: MeasurementKind, values: [MeasuredValue], deviceTime: DeviceTimestamp? = nil,
                 receivedAt: HubTimestamp, device: DeviceIdentity, userSlot: Int? = nil,
                 status: MeasurementStatus = [], statusBits: [StatusBitField] = [],
                 sensorContact: SensorContact? = nil, clockCheck: DeviceClockCheck? = nil,
-                source: ReadingSource, raw: [UInt8]) {
+                source: ReadingSource, raw: [UInt8], bodySite: BodySite? = nil, sequenceNumber: Int? = nil) {
         self.kind = kind
         self.values = values
         self.deviceTime = deviceTime
@@ -160,6 +188,8 @@ public struct Reading: Sendable, Hashable {
         self.clockCheck = clockCheck
         self.source = source
         self.raw = raw
+        self.bodySite = bodySite
+        self.sequenceNumber = sequenceNumber
     }
 
     /// The first value of `type`, if the reading has one.

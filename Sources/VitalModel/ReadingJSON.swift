@@ -14,12 +14,23 @@ extension Reading {
             ("status", .array(status.names.map(JSONValue.string))),
         ]
         if let sensorContact { members.append(("sensorContact", .string(sensorContact.rawValue))) }
+        if let sequenceNumber { members.append(("sequenceNumber", .int(sequenceNumber))) }
+        if let bodySite {
+            var site: [(String, JSONValue)] = [("name", .string(bodySite.name))]
+            if let code = bodySite.code { site += [("code", .int(code.code)), ("referenceID", .string(code.referenceID))] }
+            members.append(("bodySite", .object(site)))
+        }
         if !statusBits.isEmpty {
             members.append(("statusBits", .array(statusBits.map { field in
-                ["type": .int(field.type.code), "name": .string(field.type.referenceID),
-                 "bits": .array(field.bits.map { bit in
-                     ["bit": .int(bit.bit), "name": .string(bit.name), "set": bit.isSet.map(JSONValue.bool) ?? .null]
-                 })]
+                var members: [(String, JSONValue)] = [
+                    ("type", .int(field.type.code)), ("name", .string(field.type.referenceID)),
+                    ("bits", .array(field.bits.map { bit in
+                        ["bit": .int(bit.bit), "name": .string(bit.name), "set": bit.isSet.map(JSONValue.bool) ?? .null]
+                    })),
+                ]
+                // Said only when false, so the JSON of verified fields is unchanged.
+                if !field.isVerified { members.append(("verified", false)) }
+                return .object(members)
             })))
         }
         if let clockCheck {

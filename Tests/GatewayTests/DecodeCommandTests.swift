@@ -99,7 +99,8 @@ struct DecodeCommandTests {
     func wrongProfile() {
         var result = run(["decode", "--profile", "omron/hem-7322u", "--characteristic", "2A35", "00"])
         #expect(result.exitCode == 2)
-        #expect(result.stderr.contains("built in: bluetooth-sig/blood-pressure, bluetooth-sig/heart-rate"))
+        #expect(result.stderr.contains("no profile 'omron/hem-7322u'"))
+        #expect(result.stderr.contains("shipped: ") && result.stderr.contains("bluetooth-sig/blood-pressure"))
         result = run(["decode", "--profile", "bluetooth-sig/heart-rate", "--characteristic", "2A35", "00"])
         #expect(result.exitCode == 2)
         #expect(result.stderr.contains("decodes 2A37"))
