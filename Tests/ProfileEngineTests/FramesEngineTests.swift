@@ -697,18 +697,6 @@ struct FramesScriptTests {
 
 @Suite("Frames engine: hostile input")
 struct FramesFuzzTests {
-    /// SplitMix64, so a failure can be replayed from its seed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let specs: [(String, FramesSpec)] = [
         ("fixed", FixedFramesTests.spec), ("length field", LengthFieldFramesTests.spec(.crc16ARC)),
         ("chunks", ChunkFramesTests.hidSpec), ("per message", ChunkFramesTests.streamSpec), ("script", FramesScriptTests.spec(retries: 1)),
@@ -718,7 +706,7 @@ struct FramesFuzzTests {
     @Test("random chunks never trap and keep the buffer bounded", arguments: 0..<specs.count)
     func random(_ index: Int) {
         let (_, spec) = Self.specs[index]
-        var generator = Generator(state: UInt64(index) &+ 0xF00D)
+        var generator = SeededGenerator(seed: UInt64(index) &+ 0xF00D)
         var harness = FramesHarness(spec)
         harness.start()
         for _ in 0..<3000 {

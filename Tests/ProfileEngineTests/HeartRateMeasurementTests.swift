@@ -74,22 +74,10 @@ struct HeartRateMeasurementTests {
 
 @Suite("garbage input")
 struct GarbageInputTests {
-    /// A small deterministic generator (SplitMix64), so a failure reproduces from its seed.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test("100,000 random byte strings per standard characteristic decode to a reading or a DecodeError, never a trap",
           arguments: StandardCharacteristics.measurementUUIDs)
     func random(_ characteristic: String) {
-        var generator = SplitMix64(state: 0x5EED)
+        var generator = SeededGenerator(seed: 0x5EED)
         var decoded = 0, rejected = 0
         for round in 0..<100_000 {
             let length = Int.random(in: 0...24, using: &generator)

@@ -32,21 +32,8 @@ public struct PLXMeasurementDecoder: Sendable {
         if flags & 0x01 != 0 {
             deviceTime = try reader.timestamp(promisedBy: flagsText, clock: flags & 0x10 != 0 ? .notSet : .set)
         }
-        var status: MeasurementStatus = []
-        var statusBits: [StatusBitField] = []
-        if flags & 0x02 != 0 {
-            status.formUnion(Self.measurementStatus(try reader.uint16("measurement status", promisedBy: flagsText)))
-        }
-        if flags & 0x04 != 0 {
-            let word = try reader.uint24("device and sensor status", promisedBy: flagsText)
-            statusBits.append(Self.deviceAndSensorStatus(word))
-            if word & Self.untrustworthySignalBits != 0 { status.insert(.questionable) }
-        }
-        if flags & 0x08 != 0 {
-            values.append(MeasuredValue(.pulseAmplitudeIndex, try reader.sfloat("pulse amplitude index", promisedBy: flagsText),
-                                        .percent))
-        }
-        try reader.expectEnd(describedBy: flagsText)
+        let (status, statusBits) = try Self.readTail(&reader, flags: flags, measurementStatus: 0x02, deviceStatus: 0x04,
+                                                     pulseAmplitude: 0x08, into: &values)
         return Reading(kind: .pulseOximetry, values: values, deviceTime: deviceTime, receivedAt: context.receivedAt,
                        device: context.device, status: status, statusBits: statusBits,
                        source: ReadingSource(profileID: context.profileID, frame: "2A5E"), raw: bytes)
@@ -73,24 +60,34 @@ public struct PLXMeasurementDecoder: Sendable {
             values.append(MeasuredValue(.oximeterPulseRateSlow, try reader.sfloat("pulse rate (slow)", promisedBy: flagsText),
                                         .perMinute))
         }
+        let (status, statusBits) = try Self.readTail(&reader, flags: flags, measurementStatus: 0x04, deviceStatus: 0x08,
+                                                     pulseAmplitude: 0x10, into: &values)
+        return Reading(kind: .pulseOximetry, values: values, receivedAt: context.receivedAt, device: context.device,
+                       status: status, statusBits: statusBits,
+                       source: ReadingSource(profileID: context.profileID, frame: "2A5F"), raw: bytes)
+    }
+
+    /// The fields both PLX measurements end with, each present when its flag bit is set: measurement status
+    /// u16, device and sensor status u24, pulse amplitude index SFLOAT; then nothing may follow.
+    static func readTail(_ reader: inout ByteReader, flags: UInt8, measurementStatus: UInt8, deviceStatus: UInt8,
+                         pulseAmplitude: UInt8, into values: inout [MeasuredValue]) throws(DecodeError) -> (MeasurementStatus, [StatusBitField]) {
+        let flagsText = ByteReader.describe(flags)
         var status: MeasurementStatus = []
         var statusBits: [StatusBitField] = []
-        if flags & 0x04 != 0 {
+        if flags & measurementStatus != 0 {
             status.formUnion(Self.measurementStatus(try reader.uint16("measurement status", promisedBy: flagsText)))
         }
-        if flags & 0x08 != 0 {
+        if flags & deviceStatus != 0 {
             let word = try reader.uint24("device and sensor status", promisedBy: flagsText)
             statusBits.append(Self.deviceAndSensorStatus(word))
             if word & Self.untrustworthySignalBits != 0 { status.insert(.questionable) }
         }
-        if flags & 0x10 != 0 {
+        if flags & pulseAmplitude != 0 {
             values.append(MeasuredValue(.pulseAmplitudeIndex, try reader.sfloat("pulse amplitude index", promisedBy: flagsText),
                                         .percent))
         }
         try reader.expectEnd(describedBy: flagsText)
-        return Reading(kind: .pulseOximetry, values: values, receivedAt: context.receivedAt, device: context.device,
-                       status: status, statusBits: statusBits,
-                       source: ReadingSource(profileID: context.profileID, frame: "2A5F"), raw: bytes)
+        return (status, statusBits)
     }
 
     /// PLX measurement-status bits 5-15 and the measurement-status conditions they are. Bits 0-4 are
