@@ -47,7 +47,7 @@ struct DecodeCommand {
         } catch let error as DecodeFailure {
             return CommandResult(stderr: "vitalgate decode: \(error)\n", exitCode: 2)
         } catch let error as ProfileError {
-            return CommandResult(stderr: "vitalgate decode: the profile is broken: \(error)\n", exitCode: 2)
+            return CommandResult(stderr: "vitalgate decode: \(error)\n", exitCode: 2)
         } catch let error as ExportError {
             return CommandResult(stderr: "vitalgate decode: cannot make FHIR: \(error)\n", exitCode: 2)
         } catch {

@@ -88,7 +88,11 @@ public struct Capture: Sendable {
             }
             var body = line.dropFirst().trimmingCharacters(in: .whitespaces)
             var channel: String?
-            if let colon = body.firstIndex(of: ":"), body[..<colon].count >= 4, !body[..<colon].contains(" ") {
+            // A channel is a UUID before a colon: written with 0x or dashes, or followed by a space or the
+            // end of the line, so that "AABB:CC" stays bytes (hex may be separated by colons).
+            if let colon = body.firstIndex(of: ":"), body[..<colon].count >= 4, !body[..<colon].contains(" "),
+               body[..<colon].lowercased().hasPrefix("0x") || body[..<colon].contains("-")
+                || body.index(after: colon) == body.endIndex || body[body.index(after: colon)] == " " {
                 let name = String(body[..<colon])
                 guard let uuid = normalizeUUID(name) else { throw fail("\(name) is not a characteristic UUID", "write e.g. `< 2A35: 16 7C 00`") }
                 channel = uuid

@@ -89,7 +89,35 @@ enum FramesSpecReader {
         let spec = FramesSpec(sync: sync, length: length, continuation: continuation, checksum: checksum, maximumLength: maximumLength,
                               messages: messages, script: script)
         try checkLengths(spec, object: o)
+        try checkSizes(spec, object: o)
         return FramesEngine(spec: spec)
+    }
+
+    /// Sizes that make frames impossible to assemble, and `{checksum}` with no checksum to compute.
+    static func checkSizes(_ spec: FramesSpec, object: ProfileObject) throws(ProfileError) {
+        let syncCount: Int = if case .bytes(let bytes) = spec.sync { bytes.count } else { 1 }
+        if case .fixed(let fixed) = spec.length, fixed <= syncCount {
+            throw object.error("length", "a \(fixed)-byte frame leaves no room after the \(syncCount) sync byte\(syncCount == 1 ? "" : "s")",
+                               fix: "give the whole frame length, sync bytes included")
+        }
+        for message in spec.messages {
+            if let length = message.length, length > spec.maximumLength {
+                throw object.error("messages", "message \"\(message.name)\" is \(length) bytes, more than maximumLength \(spec.maximumLength)",
+                                   fix: "raise maximumLength to at least \(length) or correct the message length")
+            }
+        }
+        func usesChecksum(_ steps: [FramesSpec.ScriptStep]) -> Bool {
+            steps.contains { step in
+                switch step {
+                case .exchange(let exchange): exchange.send.contains(.checksum)
+                case .repeatSteps(_, _, _, let inner): usesChecksum(inner)
+                }
+            }
+        }
+        if spec.checksum == nil, usesChecksum(spec.script) {
+            throw object.error("script", "a send uses {checksum} but the protocol has no checksum",
+                               fix: "add engine.frames.checksum or remove {checksum} from the send")
+        }
     }
 
     enum Endian: String, CaseIterable { case little, big }

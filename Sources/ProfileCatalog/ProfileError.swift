@@ -76,6 +76,11 @@ struct ProfileObject {
             throw error(key, "expected a string, found \(json.kindName)", fix: "write it as \(example)")
         }
         guard !text.isEmpty else { throw error(key, "is empty", fix: "write it as \(example) or leave the member out") }
+        // Profile text ends up in generated files (udev rules) and messages: a line break there could
+        // smuggle in a rule of its own.
+        guard !containsControlCharacter(text) else {
+            throw error(key, "contains a control character (a line break, tab or similar)", fix: "write it on one line, without escapes such as \\n")
+        }
         return text
     }
 
@@ -172,6 +177,10 @@ struct ProfileObject {
                 throw ProfileError(file: file, location: item.location, field: path,
                                    problem: "expected a non-empty string, found \(item.kindName)", fix: "write it in quotes")
             }
+            guard !containsControlCharacter(text) else {
+                throw ProfileError(file: file, location: item.location, field: path,
+                                   problem: "contains a control character (a line break, tab or similar)", fix: "write it on one line")
+            }
             result.append((text, item.location, path))
         }
         return result
@@ -242,4 +251,9 @@ func editDistance(_ a: String, _ b: String) -> Int {
         previous = current
     }
     return previous[b.count]
+}
+
+/// C0 and C1 control characters and DEL.
+func containsControlCharacter(_ text: String) -> Bool {
+    text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0 == "\u{2028}" || $0 == "\u{2029}" }
 }

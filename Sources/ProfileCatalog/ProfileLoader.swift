@@ -231,6 +231,16 @@ public enum ProfileLoader {
             }
         default: break
         }
+        // Without sync bytes each read is taken as one frame; only reports and notifications keep frame
+        // boundaries, a serial or RFCOMM stream does not.
+        if let frames = profile.engine as? FramesEngine, case .none = frames.spec.sync {
+            switch profile.transport {
+            case .serial, .rfcomm:
+                throw root.error("engine", "\"sync\": \"none\" needs a transport that keeps frame boundaries (hidraw or ble), not \(profile.transport.name)",
+                                 fix: "describe the frame start with sync bytes or a bit pattern")
+            case .hidraw, .ble: break
+            }
+        }
         switch profile.transport {
         case .serial, .hidraw:
             if profile.match.usb.isEmpty { throw root.error("match", "a USB device needs match.usb", fix: "add \"usb\": [{\"vendorId\": \"...\", \"productId\": \"...\"}]") }

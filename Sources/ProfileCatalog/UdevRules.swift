@@ -12,8 +12,8 @@ public enum UdevRules {
         for profile in catalog.profiles.sorted(by: { $0.id < $1.id }) {
             let subsystem: String
             switch profile.transport {
-            case .serial(let serial): subsystem = "tty"; lines.append("# \(profile.id): \(profile.vendor) \(profile.model), serial \(serial.summary)")
-            case .hidraw(let hid): subsystem = "hidraw"; lines.append("# \(profile.id): \(profile.vendor) \(profile.model), HID reports of \(hid.reportSize) bytes")
+            case .serial(let serial): subsystem = "tty"; lines.append(comment("\(profile.id): \(profile.vendor) \(profile.model), serial \(serial.summary)"))
+            case .hidraw(let hid): subsystem = "hidraw"; lines.append(comment("\(profile.id): \(profile.vendor) \(profile.model), HID reports of \(hid.reportSize) bytes"))
             case .ble, .rfcomm: continue
             }
             for usb in profile.match.usb {
@@ -32,10 +32,16 @@ public enum UdevRules {
         return lines.joined(separator: "\n")
     }
 
+    /// A comment line; control characters cannot end it early (the loader rejects them too).
+    static func comment(_ text: String) -> String {
+        "# " + String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+    }
+
     /// udev match values are glob patterns: quote the characters that would act as wildcards.
     static func escape(_ text: String) -> String {
         var out = ""
         for character in text {
+            if character.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { out += "?"; continue }
             switch character {
             case "*", "?", "[", "]", "|": out += "[\(character)]"
             case "\"", "\\": out += "?"

@@ -155,7 +155,10 @@ public struct Reading: Sendable, Hashable {
     /// When the hub received the reading.
     public var receivedAt: HubTimestamp
     public var device: DeviceIdentity
-    /// The device's user slot (multi-user cuffs); nil when the device has none or reported "unknown".
+    /// The device's user slot (multi-user cuffs), as the device's profile numbers it: Bluetooth SIG
+    /// devices send their user id (the Beurer BM85 sends 0 for its user 1), frame profiles may add an
+    /// offset. Its meaning is per device model, which is why a household binds the slots of each device
+    /// to members (issue #7). Nil when the device has none or reported "unknown"; never negative.
     public var userSlot: Int?
     public var status: MeasurementStatus
     public var statusBits: [StatusBitField]

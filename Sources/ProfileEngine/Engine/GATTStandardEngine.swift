@@ -49,6 +49,10 @@ public struct GATTStandardEngine: DeviceEngine {
             if quirks.contains(.pulseBigEndian), offset + 2 <= out.count { out.swapAt(offset, offset + 1) }
             offset += 2
         }
+        // Any byte after the pulse is taken as the user byte. A value that follows the specification (no
+        // user byte, status present) then lacks a status byte and is rejected: it fails closed. Guessing
+        // from the exact length instead would let a value cut short by one byte decode with its user byte
+        // read as status.
         if flags & 0x08 != 0 || (quirks.contains(.userIDWithoutFlag) && out.count > offset) {
             if quirks.contains(.userIDWithoutFlag) { flags |= 0x08 }
             offset += 1

@@ -56,6 +56,9 @@ public struct FramesSession: EngineSession {
 
     /// The most iterations a `repeat` runs: more records than any device stores.
     static let maximumRepeatCount: Int64 = 65_535
+    /// Requests one session may send in all: nested repeats multiply, and their counts come from the device.
+    public static let maximumSends = 65_535
+    private var sendsSoFar = 0
 
     public mutating func start(at time: HubTimestamp) -> [EngineEvent] {
         guard !spec.script.isEmpty else { return [] }
@@ -361,7 +364,7 @@ public struct FramesSession: EngineSession {
             deviceTime = try Self.deviceTime(timeMap, frame: frame, message: message)
         }
         var userSlot: Int?
-        if let slot = map.userSlot, let raw = Self.extract(slot.field, from: frame), !slot.unknown.contains(raw) {
+        if let slot = map.userSlot, let raw = Self.extract(slot.field, from: frame), !slot.unknown.contains(raw), Int(raw) + slot.add >= 0 {
             userSlot = Int(raw) + slot.add
         }
         var status: MeasurementStatus = []
@@ -451,6 +454,16 @@ public struct FramesSession: EngineSession {
                 variables[variable] = Int64(from)
                 cursors.append(Cursor(steps: steps, loop: (variable, Int64(from), Int64(from) + count)))
             case .exchange(let exchange):
+                sendsSoFar += 1
+                guard sendsSoFar <= Self.maximumSends else {
+                    scriptDone = true
+                    cursors = []
+                    events.append(.problem(DecodeError(frame: "script", field: "requests", offset: streamOffset,
+                                                       problem: "the script would send more than \(Self.maximumSends) requests in one session",
+                                                       hint: "nested repeats multiply their counts; check the counts the device reported and the profile's script")))
+                    events.append(.finished(complete: false))
+                    return events
+                }
                 let bytes = render(exchange.send)
                 events.append(.send(bytes, channel: nil))
                 if !exchange.expect.isEmpty {
@@ -472,10 +485,13 @@ public struct FramesSession: EngineSession {
                 let little = (0..<width).map { UInt8(truncatingIfNeeded: value >> UInt64(8 * $0)) }
                 bytes += bigEndian ? little.reversed() : little
             case .checksum:
-                let sum = spec.checksum?.algorithm.compute(bytes) ?? 0
-                if (spec.checksum?.algorithm.width ?? 1) == 1 {
+                // The same range a received frame's checksum covers, counted from the start of the request.
+                guard let checksum = spec.checksum else { break }
+                let covered = bytes.count > checksum.from ? Array(bytes[checksum.from...]) : []
+                let sum = checksum.algorithm.compute(covered)
+                if checksum.algorithm.width == 1 {
                     bytes.append(UInt8(truncatingIfNeeded: sum))
-                } else if spec.checksum?.bigEndian == true {
+                } else if checksum.bigEndian {
                     bytes += [UInt8(sum >> 8), UInt8(truncatingIfNeeded: sum)]
                 } else {
                     bytes += [UInt8(truncatingIfNeeded: sum), UInt8(sum >> 8)]
