@@ -92,7 +92,9 @@ struct CapturePlayerTests {
         #expect(error.kind == .timeout)
         #expect(error.line == first?.lineNumber)
         #expect(error.received.isEmpty)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Not a timing measurement: without the response timeout the playback would run into its 20 s
+        // deadline, which the error kind above already tells apart.
+        _ = started
     }
 
     @Test("half a request is reported as what arrived")
@@ -129,7 +131,9 @@ struct CapturePlayerTests {
         player.stop()
         guard case .failure(let error) = await player.outcome() else { Issue.record("a stopped playback succeeded"); return }
         #expect(error.kind == .stopped)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // A liveness bound, not a measurement: without stop() the capture waits 60 s. Generous for loaded
+        // CI machines.
+        #expect(ContinuousClock.now - started < .seconds(45))
     }
 
     @Test("the overall deadline ends a long capture with an error naming the line")
@@ -142,7 +146,8 @@ struct CapturePlayerTests {
         guard case .failure(let error) = await player.outcome() else { Issue.record("the deadline did not apply"); return }
         #expect(error.kind == .deadline)
         #expect(error.line == 2)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // A liveness bound, not a measurement: without the deadline the capture waits 60 s.
+        #expect(ContinuousClock.now - started < .seconds(45))
     }
 
     @Test("--repeat plays the capture again on the same terminal")
