@@ -25,6 +25,8 @@ let package = Package(
         systemLibrary("CUdev", pkgConfig: "libudev", apt: "libudev-dev"),
         systemLibrary("CBluetooth", pkgConfig: "bluez", apt: "libbluetooth-dev"),
         systemLibrary("CDBus", pkgConfig: "dbus-1", apt: "libdbus-1-dev"),
+        // The C library's pseudo-terminal functions, which Swift's Glibc module does not declare.
+        .systemLibrary(name: "CPseudoTerminal", path: "Sources/CPseudoTerminal"),
 
         // Pure targets: no I/O, tested without devices or servers.
         .target(name: "VitalModel"),
@@ -33,7 +35,7 @@ let package = Package(
         // Profile files: the located JSON loader, lint, captures and their replay, udev rules.
         .target(name: "ProfileCatalog", dependencies: ["VitalModel", "ProfileEngine"]),
         // The device side of a capture on a pseudo-terminal, for `vitalgate simulate` and tests.
-        .target(name: "DeviceSimulator", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog"]),
+        .target(name: "DeviceSimulator", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog", "CPseudoTerminal"]),
 
         // Targets that own a C library.
         .target(name: "Outbox", dependencies: ["VitalModel", "CSQLite"]),

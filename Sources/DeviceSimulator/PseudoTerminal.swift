@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import CPseudoTerminal
 
 /// A pseudo-terminal pair standing in for a serial port: the simulator plays the device on the master
 /// side, the host opens ``slavePath`` as it would open `/dev/ttyUSB0`.
@@ -27,8 +28,7 @@ public final class PseudoTerminal: Sendable {
     /// Creates a pair with `posix_openpt`, `grantpt`, `unlockpt` and `ptsname_r`, and makes both sides raw.
     public init() throws(SimulatorError) {
         let fix = "check that /dev/ptmx exists and devpts is mounted (in containers: mount -t devpts devpts /dev/pts)"
-        let pty = try PTYFunctions.resolve()
-        let master = pty.openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)
+        let master = vg_posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard master >= 0 else { throw .system("posix_openpt", errno, fix: fix) }
         func fail(_ call: String, extra: Int32 = -1) -> SimulatorError {
             let code = errno
@@ -36,10 +36,10 @@ public final class PseudoTerminal: Sendable {
             _ = Glibc.close(master)
             return .system(call, code, fix: fix)
         }
-        guard pty.grant(master) == 0 else { throw fail("grantpt") }
-        guard pty.unlock(master) == 0 else { throw fail("unlockpt") }
+        guard vg_grantpt(master) == 0 else { throw fail("grantpt") }
+        guard vg_unlockpt(master) == 0 else { throw fail("unlockpt") }
         var name = [CChar](repeating: 0, count: 256)
-        guard name.withUnsafeMutableBufferPointer({ pty.name(master, $0.baseAddress, $0.count) }) == 0 else { throw fail("ptsname_r") }
+        guard name.withUnsafeMutableBufferPointer({ vg_ptsname_r(master, $0.baseAddress, $0.count) }) == 0 else { throw fail("ptsname_r") }
         let path = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let slave = Glibc.open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard slave >= 0 else { throw fail("open \(path)") }
@@ -120,37 +120,6 @@ public final class PseudoTerminal: Sendable {
             if now >= end { return false }
             _ = poll(nil, 0, 10)
         }
-    }
-}
-
-/// The C library's pseudo-terminal functions.
-///
-/// Swift's Glibc module leaves them out (glibc declares them only for `_XOPEN_SOURCE`), and a C shim
-/// target would be a package change for four functions, so they are looked up in the already loaded
-/// C library by name. The types are the POSIX signatures.
-struct PTYFunctions {
-    typealias OpenPT = @convention(c) (Int32) -> Int32
-    typealias Descriptor = @convention(c) (Int32) -> Int32
-    typealias Name = @convention(c) (Int32, UnsafeMutablePointer<CChar>?, Int) -> Int32
-
-    let openpt: OpenPT
-    let grant: Descriptor
-    let unlock: Descriptor
-    let name: Name
-
-    static func resolve() throws(SimulatorError) -> PTYFunctions {
-        func symbol(_ name: String) throws(SimulatorError) -> UnsafeMutableRawPointer {
-            // RTLD_DEFAULT is the null handle in glibc: search the global symbol scope.
-            guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else {
-                throw SimulatorError(kind: .system, problem: "the C library has no \(name)",
-                                     fix: "run on Linux with glibc, which provides the POSIX pseudo-terminal functions")
-            }
-            return address
-        }
-        return PTYFunctions(openpt: unsafeBitCast(try symbol("posix_openpt"), to: OpenPT.self),
-                            grant: unsafeBitCast(try symbol("grantpt"), to: Descriptor.self),
-                            unlock: unsafeBitCast(try symbol("unlockpt"), to: Descriptor.self),
-                            name: unsafeBitCast(try symbol("ptsname_r"), to: Name.self))
     }
 }
 

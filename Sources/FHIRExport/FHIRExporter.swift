@@ -123,7 +123,7 @@ struct ObservationBuilder {
     func numeric(_ value: MeasuredValue) -> FHIREntry {
         let vital = Self.vitalSigns[value.type].flatMap { $0.units.contains(value.unit.ucum) ? $0.profile : nil }
         return observation(type: value.type, profile: "PhdNumericObservation", vitalProfile: vital,
-                           bodySite: reading.bodySite) { members in
+                           bodySite: reading.bodySite, unit: value.unit) { members in
             members += valueMembers(value)
         }
     }
@@ -186,7 +186,7 @@ struct ObservationBuilder {
     /// The members every measurement Observation shares, in FHIR's element order, with `body` adding the
     /// value, components or derivation.
     func observation(type: MeasurementType, profile: String, vitalProfile: String?, bodySite: BodySite? = nil,
-                     body: (inout [(String, JSONValue)]) -> Void) -> FHIREntry {
+                     unit: MeasurementUnit? = nil, body: (inout [(String, JSONValue)]) -> Void) -> FHIREntry {
         let status = reading.status
         let identifier = PHDObservationIdentifier(device: devicePart, patient: subject.identifierPart, type: type.mdc!,
                                                   timestamp: timing.identifierTimestamp).description
@@ -218,7 +218,7 @@ struct ObservationBuilder {
         }
         categories.append(FHIRJSON.concept([FHIRJSON.coding(FHIRSystems.phdCategory, "phd")]))
         members.append(("category", .array(categories)))
-        members.append(("code", code(type)))
+        members.append(("code", code(type, unit: unit)))
         members.append(("subject", subjectReference))
         members.append(("effectiveDateTime", .string(timing.effective)))
         let interpretations = interpretationCodes
@@ -240,10 +240,19 @@ struct ObservationBuilder {
                          resource: .object(members), ifNoneExist: query)
     }
 
-    func code(_ type: MeasurementType) -> JSONValue {
+    func code(_ type: MeasurementType, unit: MeasurementUnit? = nil) -> JSONValue {
         var codings = [FHIRJSON.mdc(type.mdc!)]
-        if let loinc = type.loinc { codings.append(FHIRJSON.coding(LOINCCode.system, loinc.code, display: loinc.display)) }
+        if let loinc = Self.loinc(type, unit: unit) { codings.append(FHIRJSON.coding(LOINCCode.system, loinc.code, display: loinc.display)) }
         return FHIRJSON.concept(codings)
+    }
+
+    /// A LOINC code names a property, mass or moles per volume, so the glucometer code follows the unit
+    /// (fhir-mapping.md §1.4: 41653-7 for mg/dL, 14743-9 for mmol/L).
+    static func loinc(_ type: MeasurementType, unit: MeasurementUnit?) -> LOINCCode? {
+        if type == .capillaryWholeBloodGlucose, unit == .millimolePerLitre {
+            return LOINCCode("14743-9", "Glucose [Moles/volume] in Capillary blood by Glucometer")
+        }
+        return type.loinc
     }
 
     /// `valueQuantity`, or `dataAbsentReason` for a special value or a reading the device marked invalid or

@@ -10,6 +10,14 @@ public enum ProfileLoader {
 
     /// Loads one profile file. `id` is checked against `expectedID` when the file sits in a profile tree.
     public static func load(file path: String, expectedID: String? = nil) throws(ProfileError) -> DeviceProfile {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ProfileError(file: path, location: nil, field: "", problem: "no such file", fix: "check the path")
+        }
+        guard !isDirectory.boolValue else {
+            throw ProfileError(file: path, location: nil, field: "", problem: "is a directory, not a profile file",
+                               fix: "give the profile's .json file, or no files to check every shipped profile")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -61,10 +69,16 @@ public enum ProfileLoader {
         let transport = try parseTransport(try root.required("transport", "{\"serial\": {...}}"), file: file)
         let engineJSON = try root.required("engine", "{\"frames\": {...}}")
         let (engineName, engineObject) = try singleVariant(engineJSON, file: file, path: "engine", choices: engines)
-        let engine: any DeviceEngine = switch engineName {
-        case "gatt-standard": try parseGATT(engineObject, transport: transport)
-        case "frames": try FramesSpecReader.engine(engineObject, kinds: kinds)
-        default: try VendorEngineReaders.readers[engineName]!(engineObject)
+        let engine: any DeviceEngine
+        switch engineName {
+        case "gatt-standard": engine = try parseGATT(engineObject, transport: transport)
+        case "frames": engine = try FramesSpecReader.engine(engineObject, kinds: kinds)
+        default:
+            // singleVariant admitted only known keys, so a reader exists; the guard keeps that local.
+            guard let reader = VendorEngineReaders.readers[engineName] else {
+                throw root.error("engine", "no engine \"\(engineName)\"", fix: "use one of " + engines.joined(separator: ", "))
+            }
+            engine = try reader(engineObject)
         }
         let time = try parseTime(try root.object("time", required: true)!)
         try root.finish()

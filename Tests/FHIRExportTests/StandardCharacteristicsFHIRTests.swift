@@ -129,4 +129,19 @@ struct StandardCharacteristicsFHIRTests {
         #expect(at(plasma, "interpretation", 0, "coding", 0, "code") == "questionable")
         #expect(nordic.count == 1, "the unverified glucose status field is not uploaded")
     }
+
+    @Test("the glucometer LOINC code follows the unit: 41653-7 for mg/dL, 14743-9 for mmol/L")
+    func glucoseLOINCFollowsUnit() throws {
+        let massPerVolume = observations(try exporter.collectionBundle([try Self.reading("2A18", Self.cases[7].1)], subject: demoSubject))
+        let mass = try #require(massPerVolume["160184"])
+        #expect(at(mass, "code", "coding", 1, "code") == "41653-7")
+        // Built on the field layout: flags 0x06 (concentration, mol/L), 5 × 10^-3 mol/L, capillary whole blood, finger.
+        let molesPerVolume = try Self.reading("2A18", "060700E807030508090A05D011")
+        let bundle = try exporter.collectionBundle([molesPerVolume], subject: demoSubject)
+        try expectValid(bundle, "mmol/L glucose")
+        let observation = try #require(observations(bundle)["160184"])
+        #expect(at(observation, "valueQuantity", "code") == "mmol/L")
+        #expect(at(observation, "valueQuantity", "value") == .number("5"))
+        #expect(at(observation, "code", "coding", 1, "code") == "14743-9")
+    }
 }

@@ -143,7 +143,13 @@ struct ProfileLoaderErrorTests {
         } catch {
             #expect(error.file == "/nonexistent/vendor/model.json")
             #expect(error.location == nil)
-            #expect(error.problem.hasPrefix("cannot read the file"))
+            #expect(error.problem == "no such file")
+        }
+        do {
+            _ = try ProfileLoader.load(file: RepositoryPaths.root.appendingPathComponent("DeviceProfiles").path)
+            Issue.record("loaded a directory")
+        } catch {
+            #expect(error.problem == "is a directory, not a profile file")
         }
     }
 
