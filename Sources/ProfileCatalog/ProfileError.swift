@@ -1,3 +1,5 @@
+import VitalModel
+
 /// Why a profile file cannot be used: the file, the line and column, the field, what is wrong and how
 /// to fix it. A profile with an error is skipped; the others keep working.
 public struct ProfileError: Error, Sendable, Hashable, CustomStringConvertible {

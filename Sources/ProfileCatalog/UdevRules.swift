@@ -1,3 +1,4 @@
+import VitalModel
 /// udev rules generated from the USB profiles: they give the service group access to the device nodes
 /// that a profile claims, and no others, and tag them so the daemon sees them come and go.
 public enum UdevRules {

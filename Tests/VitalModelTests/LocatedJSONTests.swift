@@ -1,5 +1,5 @@
 import Testing
-@testable import ProfileCatalog
+@testable import VitalModel
 
 /// The located JSON parser: positions, strictness, and no trap on any input. Expected positions are
 /// counted by hand from the literal texts (line and column are 1-based; a column counts characters).

@@ -313,7 +313,8 @@ public struct LocatedJSONParser {
     }
 }
 
-func hexDigitValue(_ byte: UInt8) -> UInt8? {
+/// The value of one ASCII hex digit, or nil for any other byte.
+public func hexDigitValue(_ byte: UInt8) -> UInt8? {
     switch byte {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
     case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
@@ -322,7 +323,35 @@ func hexDigitValue(_ byte: UInt8) -> UInt8? {
     }
 }
 
-func hexByte(_ byte: UInt8) -> String {
+/// Two upper-case hex digits for a byte.
+public func hexByte(_ byte: UInt8) -> String {
     let digits = Array("0123456789ABCDEF")
     return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+}
+
+extension LocatedJSON {
+    /// The value without positions, keeping member order and numbers' exact text.
+    public var plain: JSONValue {
+        switch value {
+        case .object(let members): .object(members.map { ($0.key, $0.value.plain) })
+        case .array(let items): .array(items.map(\.plain))
+        case .string(let text): .string(text)
+        case .number(let text): .number(text)
+        case .bool(let flag): .bool(flag)
+        case .null: .null
+        }
+    }
+}
+
+extension JSONValue {
+    /// Parses JSON text strictly (RFC 8259, duplicate keys rejected, nesting bounded); numbers keep their
+    /// exact text. For stored readings and server replies, where Foundation's parser would round decimals.
+    public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
+        try LocatedJSONParser.parse(text).plain
+    }
+
+    /// Parses JSON from UTF-8 bytes, as read from a socket or an HTTP body.
+    public static func parse(bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
+        try LocatedJSONParser.parse(bytes: bytes).plain
+    }
 }
