@@ -12,6 +12,7 @@ let package = Package(
     name: "VitalGate",
     products: [
         .executable(name: "vitalgate", targets: ["vitalgate"]),
+        .executable(name: "vitalgated", targets: ["vitalgated"]),
         .library(name: "VitalModel", targets: ["VitalModel"]),
         .library(name: "ProfileEngine", targets: ["ProfileEngine"]),
         .library(name: "FHIRExport", targets: ["FHIRExport"]),
@@ -39,15 +40,18 @@ let package = Package(
 
         // Targets that own a C library.
         .target(name: "Outbox", dependencies: ["VitalModel", "CSQLite"]),
-        .target(name: "Uplink", dependencies: ["FHIRExport", "CCurl", "CCrypto"]),
+        .target(name: "Uplink", dependencies: ["VitalModel", "FHIRExport", "CCurl", "CCrypto"]),
         .target(name: "DeviceIO", dependencies: ["ProfileEngine", "CUdev", "CBluetooth", "CDBus"]),
 
         // Commands and, later, the daemon's pipelines.
         .target(name: "Gateway", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog", "DeviceSimulator", "FHIRExport", "Outbox", "Uplink", "DeviceIO"]),
         .executableTarget(name: "vitalgate", dependencies: ["Gateway"]),
+        .executableTarget(name: "vitalgated", dependencies: ["Gateway"]),
         // Benchmarks print machine-readable results; they are run by scripts/benchmark, never by tests.
         .executableTarget(name: "vitalgate-benchmarks", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog"],
                           path: "Benchmarks/ProfileBenchmarks"),
+        .executableTarget(name: "vitalgate-delivery-benchmarks", dependencies: ["VitalModel", "FHIRExport", "Outbox", "Uplink"],
+                          path: "Benchmarks/DeliveryBenchmarks"),
 
         // Test support: the FHIR validator client and fixture loading.
         .target(name: "VitalGateTestKit", dependencies: ["VitalModel"]),
@@ -60,7 +64,9 @@ let package = Package(
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "VitalGateTestKit"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Outbox", "Uplink", "DeviceIO"]),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "VitalModel", "VitalGateTestKit"]),
-        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "FHIRExport", "VitalModel", "VitalGateTestKit"]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "FHIRExport", "VitalModel", "VitalGateTestKit"], exclude: ["Fixtures"]),
+        // Outbox and Uplink together against the real FHIR server, directly and through the fault proxy.
+        .testTarget(name: "DeliveryTests", dependencies: ["Gateway", "Outbox", "Uplink", "FHIRExport", "VitalModel", "VitalGateTestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -52,11 +52,15 @@ public enum SubjectReference: Sendable, Hashable {
     case identifier(PatientIdentifier)
     /// A Patient logical id already resolved on the server (`Patient/<id>`).
     case resolved(logicalID: String)
+    /// A Patient resolved on the server from its national identifier: referenced as `Patient/<id>`, while the
+    /// observation identifiers keep using the national identifier, so that switching between conditional and
+    /// resolved references never makes a second copy of a reading on the server.
+    case resolvedPatient(logicalID: String, identifier: PatientIdentifier)
 
     /// The part of the PHD observation identifier that names the patient (fhir-mapping.md §1.5).
     var identifierPart: String {
         switch self {
-        case .identifier(let patient): patient.value + "-" + patient.system
+        case .identifier(let patient), .resolvedPatient(_, let patient): patient.value + "-" + patient.system
         case .resolved(let id): id
         }
     }
@@ -69,7 +73,7 @@ public enum SubjectReference: Sendable, Hashable {
             ["reference": .string("Patient?" + identifierMatchQuery(system: patient.system, value: patient.value))]
         case .identifier(let patient):
             ["type": "Patient", "identifier": ["system": .string(patient.system), "value": .string(patient.value)]]
-        case .resolved(let id):
+        case .resolved(let id), .resolvedPatient(let id, _):
             ["reference": .string("Patient/" + id)]
         }
     }
@@ -91,5 +95,15 @@ public struct FHIRExportConfiguration: Sendable, Hashable {
         self.gateway = gateway
         self.claimProfiles = claimProfiles
         self.usbSerialSystem = usbSerialSystem
+    }
+}
+
+extension SubjectReference {
+    /// The Patient's logical id on the server, when it has been resolved.
+    public var logicalID: String? {
+        switch self {
+        case .identifier: nil
+        case .resolved(let id), .resolvedPatient(let id, _): id
+        }
     }
 }

@@ -14,9 +14,10 @@ public struct FHIRExporter: Sendable {
 
     /// The device and Observations for one reading about `subject`. With `forTransaction`, a subject given by
     /// identifier becomes a conditional reference the server resolves; otherwise a logical reference.
-    public func resources(for reading: Reading, subject: SubjectReference,
-                          forTransaction: Bool = true) throws(ExportError) -> ReadingResources {
-        if case .resolved(let id) = subject, !Self.isValidLogicalID(id) {
+    /// `identifyByReceipt` makes the observation identifiers use the hub's receive time (see `ReadingTiming`).
+    public func resources(for reading: Reading, subject: SubjectReference, forTransaction: Bool = true,
+                          identifyByReceipt: Bool = false) throws(ExportError) -> ReadingResources {
+        if let id = subject.logicalID, !Self.isValidLogicalID(id) {
             throw ExportError(problem: "the Patient logical id is not a FHIR id",
                               hint: "a logical id is 1-64 characters of A-Z, a-z, 0-9, '-' and '.'")
         }
@@ -26,7 +27,7 @@ public struct FHIRExporter: Sendable {
             throw ExportError(problem: "the device has no identity for the observation identifier",
                               hint: "give the device a System ID, Bluetooth address or USB serial number")
         }
-        let timing = ReadingTiming(reading)
+        let timing = ReadingTiming(reading, identifyByReceipt: identifyByReceipt)
         var builder = ObservationBuilder(
             reading: reading, timing: timing, subject: subject, devicePart: devicePart, deviceURL: device.fullUrl,
             gatewayURL: gatewayDevice.fullUrl, claimProfiles: configuration.claimProfiles,

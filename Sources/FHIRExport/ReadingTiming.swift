@@ -12,7 +12,10 @@ struct ReadingTiming {
     /// Said in `Observation.note` when the effective time is not the device's.
     var note: String?
 
-    init(_ reading: Reading) {
+    /// With `identifyByReceipt`, the identifier takes the hub's receive time even when the device sent its own:
+    /// for a reading whose device time collided with a different reading's (a clock that did not advance), so
+    /// that the server keeps both.
+    init(_ reading: Reading, identifyByReceipt: Bool = false) {
         let hubOffset = reading.receivedAt.utcOffsetSeconds
         let received = Self.render(reading.receivedAt.localTime, offsetSeconds: hubOffset)
         guard let stamp = reading.deviceTime else {
@@ -20,8 +23,10 @@ struct ReadingTiming {
             identifierTimestamp = PHDObservationIdentifier.timestamp(receivedAt: reading.receivedAt)
             return
         }
-        identifierTimestamp = PHDObservationIdentifier.timestamp(
-            stamp.time, resolution: stamp.resolution, utcOffsetQuarterHours: stamp.utcOffsetQuarterHours)
+        identifierTimestamp = identifyByReceipt
+            ? PHDObservationIdentifier.timestamp(receivedAt: reading.receivedAt)
+            : PHDObservationIdentifier.timestamp(stamp.time, resolution: stamp.resolution,
+                                                 utcOffsetQuarterHours: stamp.utcOffsetQuarterHours)
 
         if let quarters = stamp.utcOffsetQuarterHours, stamp.clock == .set,
            let local = stamp.time.adding(milliseconds: Int64(quarters) * 900_000) {

@@ -26,6 +26,9 @@ public enum CommandLineTool {
           decode     decode device bytes into readings or FHIR (vendor kit)
           profile    lint, test, list and simulate device profiles (vendor kit)
           simulate   play the device side of a capture on a pseudo-terminal
+          queue      show the upload queue and the dead letters
+          dead-letters  retry or discard a reading the server refused
+          ingest     hand decoded readings to the running daemon
           version    print versions of VitalGate and the libraries it uses
 
         `vitalgate COMMAND --help` describes a command.
@@ -39,6 +42,9 @@ public enum CommandLineTool {
         case "decode": return DecodeCommand.run(rest, input: input)
         case "profile": return ProfileCommand.run(rest, input: input)
         case "simulate": return SimulateCommand.run(rest)
+        case "queue": return QueueCommand.run(rest)
+        case "dead-letters": return DeadLettersCommand.run(rest, input: input)
+        case "ingest": return IngestCommand.run(rest, input: input)
         case "version", "--version": return VersionCommand.run()
         case "help", "--help", "-h": return CommandResult(stdout: usage + "\n")
         default: return CommandResult(stderr: "vitalgate: unknown command '\(command)'\n\n" + usage + "\n", exitCode: 2)

@@ -28,14 +28,14 @@ public struct ProfileError: Error, Sendable, Hashable, CustomStringConvertible {
 /// Typed, located access to one JSON object of a profile. It knows its path, reports wrong types and
 /// out-of-range numbers at the value's position, and at ``finish()`` rejects members nobody asked for,
 /// because an unknown key is usually a typo that would otherwise be silently ignored.
-struct ProfileObject {
-    let file: String
-    let path: String
-    let location: SourceLocation
+package struct ProfileObject {
+    package let file: String
+    package let path: String
+    package let location: SourceLocation
     private let members: [LocatedJSON.Member]
     private var used: Set<String> = []
 
-    init(_ json: LocatedJSON, file: String, path: String) throws(ProfileError) {
+    package init(_ json: LocatedJSON, file: String, path: String) throws(ProfileError) {
         guard case .object(let members) = json.value else {
             throw ProfileError(file: file, location: json.location, field: path,
                                problem: "expected an object, found \(json.kindName)", fix: "write { ... } here")
@@ -46,33 +46,33 @@ struct ProfileObject {
         self.members = members
     }
 
-    func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    package func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    func error(_ key: String?, _ problem: String, fix: String, at location: SourceLocation? = nil) -> ProfileError {
+    package func error(_ key: String?, _ problem: String, fix: String, at location: SourceLocation? = nil) -> ProfileError {
         ProfileError(file: file, location: location ?? (key.flatMap { member($0)?.value.location } ?? self.location),
                      field: key.map(childPath) ?? path, problem: problem, fix: fix)
     }
 
-    var keys: [String] { members.map(\.key) }
+    package var keys: [String] { members.map(\.key) }
 
-    func member(_ key: String) -> LocatedJSON.Member? { members.first { $0.key == key } }
+    package func member(_ key: String) -> LocatedJSON.Member? { members.first { $0.key == key } }
 
-    func has(_ key: String) -> Bool { member(key) != nil }
+    package func has(_ key: String) -> Bool { member(key) != nil }
 
     /// The raw value of `key`, marking it used.
-    mutating func raw(_ key: String) -> LocatedJSON? {
+    package mutating func raw(_ key: String) -> LocatedJSON? {
         used.insert(key)
         return member(key)?.value
     }
 
-    mutating func required(_ key: String, _ what: String) throws(ProfileError) -> LocatedJSON {
+    package mutating func required(_ key: String, _ what: String) throws(ProfileError) -> LocatedJSON {
         guard let value = raw(key) else {
             throw error(nil, "\"\(key)\" is missing", fix: "add \"\(key)\": \(what)")
         }
         return value
     }
 
-    mutating func string(_ key: String, required: Bool = false, example: String = "\"...\"") throws(ProfileError) -> String? {
+    package mutating func string(_ key: String, required: Bool = false, example: String = "\"...\"") throws(ProfileError) -> String? {
         guard let json = required ? try self.required(key, example) : raw(key) else { return nil }
         guard case .string(let text) = json.value else {
             throw error(key, "expected a string, found \(json.kindName)", fix: "write it as \(example)")
@@ -86,7 +86,7 @@ struct ProfileObject {
         return text
     }
 
-    mutating func bool(_ key: String) throws(ProfileError) -> Bool? {
+    package mutating func bool(_ key: String) throws(ProfileError) -> Bool? {
         guard let json = raw(key) else { return nil }
         guard case .bool(let flag) = json.value else {
             throw error(key, "expected true or false, found \(json.kindName)", fix: "write true or false without quotes")
@@ -95,12 +95,12 @@ struct ProfileObject {
     }
 
     /// An integer within `range`; fractions, exponents and out-of-range values are errors.
-    mutating func int(_ key: String, in range: ClosedRange<Int>, required: Bool = false) throws(ProfileError) -> Int? {
+    package mutating func int(_ key: String, in range: ClosedRange<Int>, required: Bool = false) throws(ProfileError) -> Int? {
         guard let json = required ? try self.required(key, "a whole number in \(range.lowerBound)...\(range.upperBound)") : raw(key) else { return nil }
         return try Self.int(json, in: range, file: file, path: childPath(key))
     }
 
-    static func int(_ json: LocatedJSON, in range: ClosedRange<Int>, file: String, path: String) throws(ProfileError) -> Int {
+    package static func int(_ json: LocatedJSON, in range: ClosedRange<Int>, file: String, path: String) throws(ProfileError) -> Int {
         // A whole number too long for Int is out of range, not "a fraction".
         if case .number(let text) = json.value, Int(text) == nil, !text.contains(where: { ".eE".contains($0) }) {
             throw ProfileError(file: file, location: json.location, field: path,
@@ -119,7 +119,7 @@ struct ProfileObject {
     }
 
     /// One of a fixed set of words.
-    mutating func choice<T: RawRepresentable>(_ key: String, _ type: T.Type, required: Bool = false) throws(ProfileError) -> T?
+    package mutating func choice<T: RawRepresentable>(_ key: String, _ type: T.Type, required: Bool = false) throws(ProfileError) -> T?
         where T.RawValue == String, T: CaseIterable {
         let choices = T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
         guard let text = try string(key, required: required, example: choices) else { return nil }
@@ -130,7 +130,7 @@ struct ProfileObject {
     }
 
     /// Hex bytes written as a string, spaces allowed: `"AA 55"`.
-    mutating func hexBytes(_ key: String, required: Bool = false, count: ClosedRange<Int> = 1...4096) throws(ProfileError) -> [UInt8]? {
+    package mutating func hexBytes(_ key: String, required: Bool = false, count: ClosedRange<Int> = 1...4096) throws(ProfileError) -> [UInt8]? {
         guard let text = try string(key, required: required, example: "\"AA 55\"") else { return nil }
         guard let bytes = parseHexBytes(text) else {
             throw error(key, "\"\(text)\" is not hex bytes", fix: "write pairs of hex digits, optionally separated by spaces, like \"AA 55\"")
@@ -142,7 +142,7 @@ struct ProfileObject {
     }
 
     /// A 16-bit identifier written as four hex digits (USB ids, Bluetooth company ids).
-    mutating func hex16(_ key: String, required: Bool = false) throws(ProfileError) -> UInt16? {
+    package mutating func hex16(_ key: String, required: Bool = false) throws(ProfileError) -> UInt16? {
         guard let text = try string(key, required: required, example: "\"10C4\"") else { return nil }
         // UInt16(_:radix:) alone would take "+A60"; only four ASCII hex digits are an id.
         guard text.utf8.count == 4, text.utf8.allSatisfy({ hexDigitValue($0) != nil }), let value = UInt16(text, radix: 16) else {
@@ -151,7 +151,7 @@ struct ProfileObject {
         return value
     }
 
-    mutating func array(_ key: String, required: Bool = false, nonEmpty: Bool = true) throws(ProfileError) -> [(LocatedJSON, String)]? {
+    package mutating func array(_ key: String, required: Bool = false, nonEmpty: Bool = true) throws(ProfileError) -> [(LocatedJSON, String)]? {
         guard let json = required ? try self.required(key, "[ ... ]") : raw(key) else { return nil }
         guard case .array(let items) = json.value else {
             throw error(key, "expected an array, found \(json.kindName)", fix: "write [ ... ] here")
@@ -160,17 +160,17 @@ struct ProfileObject {
         return items.enumerated().map { ($0.element, "\(childPath(key))[\($0.offset)]") }
     }
 
-    mutating func object(_ key: String, required: Bool = false) throws(ProfileError) -> ProfileObject? {
+    package mutating func object(_ key: String, required: Bool = false) throws(ProfileError) -> ProfileObject? {
         guard let json = required ? try self.required(key, "{ ... }") : raw(key) else { return nil }
         return try ProfileObject(json, file: file, path: childPath(key))
     }
 
-    mutating func strings(_ key: String, required: Bool = false, nonEmpty: Bool = true) throws(ProfileError) -> [String]? {
+    package mutating func strings(_ key: String, required: Bool = false, nonEmpty: Bool = true) throws(ProfileError) -> [String]? {
         try locatedStrings(key, required: required, nonEmpty: nonEmpty)?.map(\.text)
     }
 
     /// Like ``strings(_:required:nonEmpty:)``, with each item's place, so an error about one item points at it.
-    mutating func locatedStrings(_ key: String, required: Bool = false, nonEmpty: Bool = true) throws(ProfileError)
+    package mutating func locatedStrings(_ key: String, required: Bool = false, nonEmpty: Bool = true) throws(ProfileError)
         -> [(text: String, location: SourceLocation, path: String)]? {
         guard let items = try array(key, required: required, nonEmpty: nonEmpty) else { return nil }
         var result: [(text: String, location: SourceLocation, path: String)] = []
@@ -189,7 +189,7 @@ struct ProfileObject {
     }
 
     /// Rejects members that no reader asked for, naming the closest known one.
-    func finish(allowed extra: [String] = []) throws(ProfileError) {
+    package func finish(allowed extra: [String] = []) throws(ProfileError) {
         for member in members where !used.contains(member.key) && !extra.contains(member.key) {
             let known = used.union(extra).sorted()
             let suggestion = known.min { editDistance($0, member.key) < editDistance($1, member.key) }

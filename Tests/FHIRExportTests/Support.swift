@@ -28,7 +28,7 @@ func heartRate(_ hex: String) throws -> Reading {
 
 /// Sends `resource` to the independent validator and records every error it reports.
 @discardableResult
-func expectValid(_ resource: JSONValue, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> ValidationResult {
+func expectValid(_ resource: JSONValue, _ what: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws -> ValidationResult {
     let result = try FHIRValidator.shared().validate(resource.serialized())
     #expect(result.valid, "\(what): \(result.errors.map(\.description).joined(separator: "; "))", sourceLocation: sourceLocation)
     return result

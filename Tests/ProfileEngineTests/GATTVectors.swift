@@ -259,7 +259,7 @@ func reduced(_ value: DecimalValue) -> DecimalValue {
 }
 
 /// Runs `body` and returns the decode error it throws, recording an issue when it throws none.
-func decodeError(_ body: () throws(DecodeError) -> Void, sourceLocation: SourceLocation = #_sourceLocation) -> DecodeError? {
+func decodeError(_ body: () throws(DecodeError) -> Void, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> DecodeError? {
     do {
         try body()
         Issue.record("decoded, but an error was expected", sourceLocation: sourceLocation)

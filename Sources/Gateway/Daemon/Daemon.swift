@@ -1,0 +1,107 @@
+import Foundation
+import Outbox
+import Uplink
+import VitalModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `vitalgated`: opens the Outbox (recovering from an unclean stop), then takes readings in on the ingest
+/// socket and delivers them to the FHIR server until SIGTERM.
+public enum Daemon {
+    static let usage = """
+        Usage: vitalgated --config FILE
+
+        Runs the VitalGate service: stores readings durably in the Outbox under the configured state
+        directory and uploads them to the FHIR server. Stops cleanly on SIGTERM or SIGINT.
+        """
+
+    /// Runs the daemon; returns its exit status (0 after a clean stop, 78 for a configuration error, 74 when
+    /// the Outbox cannot be opened).
+    public static func main(_ arguments: [String]) -> Int32 {
+        let log = DaemonLog()
+        guard arguments.count == 2, arguments[0] == "--config" else {
+            if arguments.contains("--help") || arguments.contains("-h") { print(usage); return 0 }
+            FileHandle.standardError.write(Data((usage + "\n").utf8))
+            return 64
+        }
+        let configuration: DaemonConfiguration
+        do { configuration = try DaemonConfiguration.load(arguments[1]) } catch {
+            log.error("configuration: \(error)")
+            return 78
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o750])
+        } catch {
+            log.error("cannot create the state directory \(configuration.stateDirectory): \(error.localizedDescription). "
+                + "Fix: create it for the service user, or set stateDirectory")
+            return 73
+        }
+
+        let outbox: Outbox
+        do {
+            outbox = try Outbox(path: configuration.outboxPath,
+                                options: OutboxOptions(reservedFreeBytes: configuration.reservedFreeBytes))
+        } catch {
+            log.error("outbox: cannot open \(configuration.outboxPath): \(error)")
+            return 74
+        }
+        log.info("outbox: \(outbox.recovery)")
+
+        let http = HTTPClient(tls: configuration.tls, connectTimeout: configuration.connectTimeout,
+                              requestTimeout: configuration.requestTimeout, userAgent: "VitalGate/\(VitalGateVersion.current)")
+        let authenticator = Authenticator(method: configuration.auth, fhirBaseURL: configuration.uplink.baseURL, http: http)
+        let deliverer = Deliverer(configuration: configuration.uplink, http: http, authenticator: authenticator)
+        let worker = UplinkWorker(outbox: outbox, deliverer: deliverer, backoff: configuration.uplink.backoff,
+                                  keepDelivered: configuration.keepDelivered, log: log)
+        let ingest = IngestServer(path: configuration.ingestSocket, outbox: outbox, defaultSubject: configuration.owner,
+                                  identifierSystems: configuration.identifierSystems, log: log, onStored: { worker.wake() })
+        do { try ingest.start() } catch {
+            log.error("ingest: \(error)")
+            return 74
+        }
+        worker.start()
+        notifySystemd("READY=1\nSTATUS=delivering readings")
+        log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(configuration.uplink.baseURL)")
+
+        let stop = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        stop.wait()
+        notifySystemd("STOPPING=1")
+        log.info("stopping: no new readings are taken; the upload in progress is abandoned and re-sent on the next start")
+        ingest.stop()
+        worker.stop(waitingUpTo: .seconds(5))
+        sources.forEach { $0.cancel() }
+        log.info("stopped")
+        return 0
+    }
+
+    /// Tells systemd about state changes when run as a `Type=notify` service; a no-op otherwise.
+    static func notifySystemd(_ message: String) {
+        guard let path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(path.utf8)
+        // An abstract socket is written with a leading '@'; on the wire its first byte is NUL.
+        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        _ = message.withCString { text in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, text, strlen(text), 0, $0, length) }
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+import FHIRExport
+import Foundation
+import ProfileCatalog
+import Uplink
+import VitalModel
+
+/// The daemon's configuration file (`/etc/vitalgate/config.json`): where state lives, the FHIR server and how
+/// to authenticate, whose readings these are. Every error names the file, line, column and field.
+public struct DaemonConfiguration: Sendable {
+    /// Where the Outbox database and the ingest socket live (`StateDirectory=` under systemd).
+    public var stateDirectory: String
+    public var uplink: UplinkConfiguration
+    public var auth: AuthMethod
+    public var tls: TLSOptions
+    public var connectTimeout: Duration
+    public var requestTimeout: Duration
+    /// The citizen that readings without one belong to: a single-person household. Without it, such readings
+    /// are held as unassigned and never uploaded.
+    public var owner: PatientIdentifier?
+    public var identifierSystems: IdentifierSystems
+    /// The ingest socket: readings from device sessions and `vitalgate ingest`, acknowledged after commit.
+    public var ingestSocket: String
+    /// Delivered readings are pruned from the Outbox after this long; unsent ones never are.
+    public var keepDelivered: Duration
+    /// Ingest stops while the state directory's file system has less free space than this.
+    public var reservedFreeBytes: Int
+
+    /// The Outbox database path.
+    public var outboxPath: String { stateDirectory + "/outbox.db" }
+
+    static let topKeys = ["stateDirectory", "server", "gateway", "owner", "identifierSystems", "ingestSocket", "retention", "outbox"]
+
+    /// Reads and checks `path`.
+    public static func load(_ path: String) throws(ProfileError) -> DaemonConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ProfileError(file: path, location: nil, field: "", problem: "cannot read the configuration file",
+                               fix: "check the path and that the service user may read it")
+        }
+        let json: LocatedJSON
+        do { json = try LocatedJSONParser.parse(bytes: Array(data)) } catch {
+            throw ProfileError(file: path, location: error.location, field: "", problem: error.problem, fix: "write valid JSON")
+        }
+        return try parse(json, file: path)
+    }
+
+    static func parse(_ json: LocatedJSON, file: String) throws(ProfileError) -> DaemonConfiguration {
+        var top = try ProfileObject(json, file: file, path: "")
+        let stateDirectory = try top.string("stateDirectory") ?? "/var/lib/vitalgate"
+
+        var identifierSystems = IdentifierSystems.vietnam
+        if var systems = try top.object("identifierSystems") {
+            identifierSystems.citizenID = try systems.string("citizenID") ?? identifierSystems.citizenID
+            identifierSystems.socialInsurance = try systems.string("socialInsurance") ?? identifierSystems.socialInsurance
+            try systems.finish()
+        }
+        var owner: PatientIdentifier?
+        if let text = try top.string("owner", example: "\"cccd:001085012345\"") {
+            do { owner = try identifierSystems.parse(text) } catch {
+                throw top.error("owner", error.description, fix: "write cccd:<12 digits>, bhxh:<10 digits> or SYSTEM|VALUE")
+            }
+        }
+
+        var server = try top.object("server", required: true)!
+        guard let baseURL = try server.string("baseURL", required: true, example: "\"https://fhir.example.vn/r4\""),
+              baseURL.hasPrefix("https://") || baseURL.hasPrefix("http://") else {
+            throw server.error("baseURL", "the server address must start with https:// (or http:// on a trusted network)",
+                               fix: "write the FHIR base URL, e.g. \"https://fhir.example.vn/r4\"")
+        }
+        let mode = try server.choice("mode", UplinkConfiguration.Mode.self) ?? .transaction
+        let subjectStyle = try server.choice("subjectReference", UplinkConfiguration.SubjectStyle.self) ?? .conditional
+        let batchSize = try server.int("batchSize", in: 1...1000) ?? 50
+        let claimProfiles = try server.bool("claimProfiles") ?? true
+        var connectTimeout = Duration.seconds(10), requestTimeout = Duration.seconds(60)
+        if var timeouts = try server.object("timeouts") {
+            connectTimeout = .seconds(try timeouts.int("connectSeconds", in: 1...600) ?? 10)
+            requestTimeout = .seconds(try timeouts.int("requestSeconds", in: 1...3600) ?? 60)
+            try timeouts.finish()
+        }
+        var backoff = Backoff()
+        if var retry = try server.object("retry") {
+            let initial = try retry.int("initialMilliseconds", in: 10...600_000) ?? 1000
+            let maximum = try retry.int("maximumSeconds", in: 1...86_400) ?? 300
+            backoff = Backoff(initial: .milliseconds(initial), maximum: .seconds(maximum))
+            try retry.finish()
+        }
+        var tls = TLSOptions()
+        if var tlsObject = try server.object("tls") {
+            tls.caBundlePath = try tlsObject.string("caBundle")
+            tls.clientCertificatePath = try tlsObject.string("clientCertificate")
+            tls.clientKeyPath = try tlsObject.string("clientKey")
+            if (tls.clientCertificatePath == nil) != (tls.clientKeyPath == nil) {
+                throw tlsObject.error(nil, "mutual TLS needs both clientCertificate and clientKey",
+                                      fix: "give both files, or neither")
+            }
+            try tlsObject.finish()
+        }
+        let auth = try parseAuth(&server)
+        try server.finish()
+
+        var gateway = try top.object("gateway")
+        let identity: GatewayIdentity
+        if let text = try gateway?.string("ethernetAddress", example: "\"DC:A6:32:01:02:03\"") {
+            guard let mac = EUI48(text) else {
+                throw gateway!.error("ethernetAddress", "\"\(text)\" is not a MAC address", fix: "write six hex bytes, e.g. \"DC:A6:32:01:02:03\"")
+            }
+            identity = .derived(fromEthernet: mac, softwareVersion: VitalGateVersion.current)
+        } else if let mac = HostIdentity.firstEthernetAddress() {
+            identity = .derived(fromEthernet: mac, softwareVersion: VitalGateVersion.current)
+        } else {
+            throw top.error("gateway", "this machine has no Ethernet or Wi-Fi address to derive the hub's identity from",
+                            fix: "set gateway.ethernetAddress to a stable MAC address")
+        }
+        try gateway?.finish()
+
+        let ingestSocket = try top.string("ingestSocket") ?? stateDirectory + "/ingest.sock"
+        var keepDelivered = Duration.seconds(30 * 86_400)
+        if var retention = try top.object("retention") {
+            keepDelivered = .seconds(86_400 * (try retention.int("deliveredDays", in: 0...3650) ?? 30))
+            try retention.finish()
+        }
+        var reserved = 8 << 20
+        if var outbox = try top.object("outbox") {
+            reserved = (try outbox.int("reservedFreeMiB", in: 0...102_400) ?? 8) << 20
+            try outbox.finish()
+        }
+        try top.finish()
+
+        let export = FHIRExportConfiguration(gateway: identity, claimProfiles: claimProfiles)
+        return DaemonConfiguration(
+            stateDirectory: stateDirectory,
+            uplink: UplinkConfiguration(baseURL: baseURL, mode: mode, subjectStyle: subjectStyle, batchSize: batchSize,
+                                        backoff: backoff, export: export),
+            auth: auth, tls: tls, connectTimeout: connectTimeout, requestTimeout: requestTimeout, owner: owner,
+            identifierSystems: identifierSystems, ingestSocket: ingestSocket, keepDelivered: keepDelivered,
+            reservedFreeBytes: reserved)
+    }
+
+    enum AuthKind: String, CaseIterable {
+        case none
+        case bearer
+        case clientCredentials = "client-credentials"
+        case smartBackendServices = "smart-backend-services"
+    }
+
+    static func parseAuth(_ server: inout ProfileObject) throws(ProfileError) -> AuthMethod {
+        guard var auth = try server.object("auth") else { return .none }
+        let method: AuthMethod
+        switch try auth.choice("method", AuthKind.self, required: true)! {
+        case .none:
+            method = .none
+        case .bearer:
+            method = .bearerTokenFile(path: try auth.string("tokenFile", required: true, example: "\"/etc/vitalgate/secrets/token\"")!)
+        case .clientCredentials:
+            method = .clientCredentials(ClientCredentials(
+                tokenURL: try auth.string("tokenURL"), clientID: try auth.string("clientID", required: true)!,
+                secretFile: try auth.string("secretFile", required: true)!, scope: try auth.string("scope")))
+        case .smartBackendServices:
+            let algorithm = try auth.choice("algorithm", JWSAlgorithm.self) ?? .es384
+            method = .smartBackendServices(SMARTBackendServices(
+                tokenURL: try auth.string("tokenURL"), clientID: try auth.string("clientID", required: true)!,
+                privateKeyFile: try auth.string("privateKeyFile", required: true)!, keyID: try auth.string("keyID"),
+                algorithm: algorithm,
+                scope: try auth.string("scope") ?? "system/Patient.rs system/Device.crs system/Observation.crs"))
+        }
+        try auth.finish()
+        return method
+    }
+}
+
+/// Facts about the machine the hub runs on.
+enum HostIdentity {
+    /// The MAC address of the first Ethernet-like interface (sorted by name), for a stable hub identity.
+    static func firstEthernetAddress() -> EUI48? {
+        let root = "/sys/class/net"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root) else { return nil }
+        for name in names.sorted() where name != "lo" {
+            guard let type = try? String(contentsOfFile: "\(root)/\(name)/type", encoding: .utf8),
+                  type.trimmingCharacters(in: .whitespacesAndNewlines) == "1",
+                  let text = try? String(contentsOfFile: "\(root)/\(name)/address", encoding: .utf8),
+                  let mac = EUI48(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                  mac.bytes != [0, 0, 0, 0, 0, 0] else { continue }
+            return mac
+        }
+        return nil
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import Outbox
+import Synchronization
+import VitalModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The ingest socket: device sessions and `vitalgate ingest` hand readings in here, and get an acknowledgement
+/// only after the Outbox has committed them to disk (commit first, then acknowledge).
+///
+/// Protocol, one JSON object per line each way. A request is `{"readings": [{"reading": READING, "patient":
+/// "cccd:…"}, …]}`, where READING is the `vitalgate decode` JSON and `patient` is optional (the configured
+/// owner, else unassigned). The answer is `{"ok": true, "results": [{"id": 12, "duplicate": false}, …]}` once
+/// stored, or `{"ok": false, "error": "…", "retry": true|false}`, in which case nothing was stored.
+final class IngestServer: Sendable {
+    let path: String
+    let outbox: Outbox
+    let defaultSubject: PatientIdentifier?
+    let identifierSystems: IdentifierSystems
+    let log: DaemonLog
+    /// Called after each commit, so the uplink wakes up.
+    let onStored: @Sendable () -> Void
+    private let listener = Mutex<Int32>(-1)
+
+    /// A request line longer than this is refused: no reading batch needs more, and memory stays bounded.
+    static let maximumLineBytes = 4 << 20
+
+    init(path: String, outbox: Outbox, defaultSubject: PatientIdentifier?, identifierSystems: IdentifierSystems,
+         log: DaemonLog, onStored: @escaping @Sendable () -> Void) {
+        self.path = path
+        self.outbox = outbox
+        self.defaultSubject = defaultSubject
+        self.identifierSystems = identifierSystems
+        self.log = log
+        self.onStored = onStored
+    }
+
+    struct StartError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Binds the socket (replacing a stale one) and starts accepting on a dedicated thread.
+    func start() throws(StartError) {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw StartError(description: "cannot create the ingest socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else {
+            close(fd)
+            throw StartError(description: "the ingest socket path \(path) is longer than \(capacity - 1) bytes. Fix: set a shorter ingestSocket")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8) + [0])
+        }
+        unlink(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw StartError(description: "cannot listen on \(path): \(reason). Fix: check that the state directory exists and is writable")
+        }
+        chmod(path, 0o660)
+        listener.withLock { $0 = fd }
+        let thread = Thread { [self] in acceptLoop(fd) }
+        thread.name = "vitalgate-ingest"
+        thread.start()
+    }
+
+    /// Stops accepting; connections in progress finish their current request.
+    func stop() {
+        let fd = listener.withLock { fd in defer { fd = -1 }; return fd }
+        guard fd >= 0 else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        unlink(path)
+    }
+
+    private func acceptLoop(_ fd: Int32) {
+        while true {
+            let client = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return
+            }
+            let thread = Thread { [self] in serve(client) }
+            thread.name = "vitalgate-ingest-client"
+            thread.start()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        defer { close(fd) }
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                if line.isEmpty { continue }
+                guard write(all: Array((handle(line).serialized() + "\n").utf8), to: fd) else { return }
+                continue
+            }
+            if buffer.count > Self.maximumLineBytes {
+                _ = write(all: Array((Self.refusal("the request line is longer than \(Self.maximumLineBytes) bytes", retry: false)
+                    .serialized() + "\n").utf8), to: fd)
+                return
+            }
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return }
+            buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    private func write(all bytes: [UInt8], to fd: Int32) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else { return false }
+            offset += written
+        }
+        return true
+    }
+
+    static func refusal(_ error: String, retry: Bool) -> JSONValue {
+        ["ok": false, "error": .string(error), "retry": .bool(retry)]
+    }
+
+    /// Parses, stores and answers one request. Nothing is stored unless every reading in it is well formed.
+    func handle(_ line: [UInt8]) -> JSONValue {
+        let request: JSONValue
+        do { request = try JSONValue.parse(bytes: line) } catch {
+            return Self.refusal("the request is not JSON (\(error))", retry: false)
+        }
+        guard case .array(let entries)? = request["readings"] else {
+            return Self.refusal("the request has no \"readings\" array", retry: false)
+        }
+        var incoming: [IncomingReading] = []
+        for (index, entry) in entries.enumerated() {
+            guard let readingJSON = entry["reading"] else {
+                return Self.refusal("readings[\(index)] has no \"reading\"", retry: false)
+            }
+            let reading: Reading
+            do { reading = try Reading(json: readingJSON) } catch {
+                return Self.refusal("readings[\(index)].reading: \(error)", retry: false)
+            }
+            var subject = defaultSubject
+            switch entry["patient"] {
+            case .string(let text)?:
+                do { subject = try identifierSystems.parse(text) } catch {
+                    return Self.refusal("readings[\(index)].patient: \(error.description)", retry: false)
+                }
+            case .null?, nil: break
+            default: return Self.refusal("readings[\(index)].patient must be a string", retry: false)
+            }
+            incoming.append(IncomingReading(reading: reading, subject: subject))
+        }
+        do {
+            let outcomes = try outbox.ingest(incoming)
+            var results: [JSONValue] = []
+            var stored: [String] = []
+            for outcome in outcomes {
+                switch outcome {
+                case .stored(let id):
+                    results.append(["id": .number(String(id.rawValue)), "duplicate": false])
+                    stored.append("r\(id.rawValue)")
+                case .duplicate(let id):
+                    results.append(["id": .number(String(id.rawValue)), "duplicate": true])
+                }
+            }
+            if !stored.isEmpty {
+                log.info("ingest: stored \(stored.count) reading(s) \(Self.range(stored))"
+                    + (outcomes.count > stored.count ? ", \(outcomes.count - stored.count) already stored" : ""))
+                onStored()
+            }
+            return ["ok": true, "results": .array(results)]
+        } catch {
+            log.error("ingest: refused \(incoming.count) reading(s), nothing stored: \(error)")
+            return Self.refusal("\(error)", retry: true)
+        }
+    }
+
+    /// `r3…r9` for a run of local ids: enough to find them, short in the journal.
+    static func range(_ ids: [String]) -> String {
+        guard let first = ids.first, let last = ids.last else { return "" }
+        return first == last ? first : first + "…" + last
+    }
+}

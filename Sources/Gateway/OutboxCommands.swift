@@ -1,0 +1,179 @@
+import Foundation
+import Outbox
+import VitalModel
+
+/// Finds the Outbox a command works on: `--state-dir DIR`, else the state directory of `--config FILE`
+/// (default `/etc/vitalgate/config.json`).
+enum OutboxLocation {
+    static let options: Set<String> = ["config", "state-dir"]
+    static let help = """
+          --config FILE       the daemon's configuration (default /etc/vitalgate/config.json)
+          --state-dir DIR     the state directory holding outbox.db, instead of --config
+        """
+
+    static func open(_ arguments: Arguments) throws(UsageError) -> (Outbox, path: String) {
+        let directory: String
+        if let stateDirectory = arguments.value("state-dir") {
+            directory = stateDirectory
+        } else {
+            let file = arguments.value("config") ?? "/etc/vitalgate/config.json"
+            do { directory = try DaemonConfiguration.load(file).stateDirectory } catch {
+                throw UsageError("\(error)")
+            }
+        }
+        let path = directory + "/outbox.db"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw UsageError("there is no Outbox at \(path). Fix: give the daemon's --config or --state-dir")
+        }
+        do { return (try Outbox(path: path), path) } catch { throw UsageError("cannot open \(path): \(error)") }
+    }
+}
+
+/// `vitalgate queue`: what waits to be uploaded, what is in flight, and the dead letters with the server's reason.
+enum QueueCommand {
+    static let usage = """
+        Usage: vitalgate queue [--json] [--config FILE | --state-dir DIR]
+
+        Shows the Outbox: readings pending upload, in flight, delivered, held as unassigned, and the dead
+        letters (readings the server refused) with the server's reason. `vitalgate dead-letters` acts on them.
+
+        Options:
+          --json              print one JSON object instead of text
+        \(OutboxLocation.help)
+        """
+
+    static func run(_ rawArguments: [String]) -> CommandResult {
+        if rawArguments.contains("--help") { return CommandResult(stdout: usage + "\n") }
+        do {
+            let arguments = try Arguments(rawArguments, flags: ["json"], options: OutboxLocation.options, command: "queue")
+            guard arguments.operands.isEmpty else { throw UsageError("`vitalgate queue` takes no operands") }
+            let (outbox, path) = try OutboxLocation.open(arguments)
+            let summary = try outbox.summary()
+            let pending = try outbox.readings(in: .pending, limit: 20)
+            return CommandResult(stdout: arguments.has("json")
+                                 ? json(summary, pending: pending, path: path).prettyPrinted() + "\n"
+                                 : text(summary, pending: pending, path: path))
+        } catch let error as UsageError {
+            return CommandResult(stderr: "vitalgate queue: \(error)\n", exitCode: 2)
+        } catch {
+            return CommandResult(stderr: "vitalgate queue: \(error)\n", exitCode: 1)
+        }
+    }
+
+    static func stamp(_ date: Date?) -> String {
+        guard let date else { return "-" }
+        return LocalDateTime(date, utcOffsetSeconds: TimeZone.current.secondsFromGMT(for: date)).iso8601(includeMilliseconds: false)
+    }
+
+    static func text(_ summary: QueueSummary, pending: [StoredReading], path: String) -> String {
+        func count(_ state: ReadingState) -> Int { summary.counts[state] ?? 0 }
+        var lines = ["Outbox \(path)"]
+        lines.append("  pending       \(count(.pending))" + (summary.oldestPendingStoredAt.map { "  (oldest stored \(stamp($0)))" } ?? ""))
+        lines.append("  in flight     \(count(.inFlight))")
+        lines.append("  delivered     \(count(.delivered))" + (summary.lastDeliveryAt.map { "  (last \(stamp($0)))" } ?? ""))
+        lines.append("  unassigned    \(count(.unassigned))" + (count(.unassigned) > 0 ? "  (held until assigned; never uploaded)" : ""))
+        lines.append("  dead letters  \(count(.dead))")
+        lines.append("  discarded     \(count(.discarded))")
+        lines.append("  quarantined   \(summary.quarantined)" + (summary.quarantined > 0 ? "  (corrupt rows set aside at start)" : ""))
+        let waiting = pending.filter { $0.lastError != nil }
+        if !waiting.isEmpty {
+            lines.append("")
+            lines.append("Waiting for a retry:")
+            for reading in waiting {
+                lines.append("  r\(reading.id.rawValue)  attempt \(reading.attempts)  next \(stamp(reading.nextAttemptAt))  \(reading.lastError ?? "")")
+            }
+        }
+        if !summary.deadLetters.isEmpty {
+            lines.append("")
+            lines.append("Dead letters (`vitalgate dead-letters retry|discard ID`):")
+            for letter in summary.deadLetters {
+                let status = letter.httpStatus.map { "HTTP \($0)" } ?? "not sent"
+                lines.append("  r\(letter.readingID.rawValue)  \(status)  \(stamp(letter.at))  \(letter.reason)")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func json(_ summary: QueueSummary, pending: [StoredReading], path: String) -> JSONValue {
+        var counts: [(String, JSONValue)] = []
+        for state in ReadingState.allCases { counts.append((state.rawValue, .int(summary.counts[state] ?? 0))) }
+        return [
+            "outbox": .string(path),
+            "counts": .object(counts),
+            "quarantined": .int(summary.quarantined),
+            "oldestPendingStoredAt": summary.oldestPendingStoredAt.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
+            "lastDeliveryAt": summary.lastDeliveryAt.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
+            "retrying": .array(pending.filter { $0.lastError != nil }.map { reading in
+                ["id": .int(reading.id.rawValue), "attempts": .int(reading.attempts),
+                 "nextAttemptAt": reading.nextAttemptAt.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
+                 "lastError": .string(reading.lastError ?? "")]
+            }),
+            "deadLetters": .array(summary.deadLetters.map { letter in
+                ["id": .int(letter.readingID.rawValue), "httpStatus": letter.httpStatus.map { .int($0) } ?? .null,
+                 "reason": .string(letter.reason), "at": .string(ISO8601DateFormatter().string(from: letter.at)),
+                 "outcome": letter.outcome.map(JSONValue.string) ?? .null]
+            }),
+        ]
+    }
+}
+
+/// `vitalgate dead-letters retry|discard ID`: send a refused reading again (after fixing the cause on the
+/// server), or give it up for good, which asks for confirmation and is written to the audit trail.
+enum DeadLettersCommand {
+    static let usage = """
+        Usage: vitalgate dead-letters retry ID [--config FILE | --state-dir DIR]
+               vitalgate dead-letters discard ID [--yes] [--config FILE | --state-dir DIR]
+
+        retry     puts the reading back in the queue (fix what the server complained about first)
+        discard   gives the reading up: it is never uploaded. Asks for confirmation unless --yes;
+                  the audit trail records who discarded it.
+        ID is the reading's local id as `vitalgate queue` shows it (r17 or 17).
+
+        Options:
+          --yes               do not ask before discarding
+        \(OutboxLocation.help)
+        """
+
+    static func run(_ rawArguments: [String], input: () -> String?) -> CommandResult {
+        if rawArguments.contains("--help") { return CommandResult(stdout: usage + "\n") }
+        do {
+            let arguments = try Arguments(rawArguments, flags: ["yes"], options: OutboxLocation.options, command: "dead-letters")
+            guard arguments.operands.count == 2, ["retry", "discard"].contains(arguments.operands[0]) else {
+                throw UsageError("give `retry ID` or `discard ID`\n\n" + usage)
+            }
+            let text = arguments.operands[1]
+            guard let number = Int64(text.hasPrefix("r") ? String(text.dropFirst()) : text), number > 0 else {
+                throw UsageError("\(text) is not a reading id; `vitalgate queue` lists them (e.g. r17)")
+            }
+            let id = OutboxReadingID(rawValue: number)
+            let (outbox, _) = try OutboxLocation.open(arguments)
+            guard let stored = try outbox.reading(id), stored.state == .dead else {
+                return CommandResult(stderr: "vitalgate dead-letters: r\(number) is not a dead letter. Fix: `vitalgate queue` lists them\n",
+                                     exitCode: 1)
+            }
+            let actor = operatorName()
+            if arguments.operands[0] == "retry" {
+                try outbox.retryDeadLetter(id, actor: actor)
+                return CommandResult(stdout: "r\(number) is back in the queue; the daemon sends it with the next batch\n")
+            }
+            if !arguments.has("yes") {
+                FileHandle.standardError.write(Data("Discard r\(number)? It will never be uploaded to the citizen's record. Type 'discard' to confirm: ".utf8))
+                guard input()?.trimmingCharacters(in: .whitespaces) == "discard" else {
+                    return CommandResult(stderr: "not discarded\n", exitCode: 1)
+                }
+            }
+            try outbox.discardDeadLetter(id, actor: actor)
+            return CommandResult(stdout: "r\(number) discarded by \(actor); the audit trail records it\n")
+        } catch let error as UsageError {
+            return CommandResult(stderr: "vitalgate dead-letters: \(error)\n", exitCode: 2)
+        } catch {
+            return CommandResult(stderr: "vitalgate dead-letters: \(error)\n", exitCode: 1)
+        }
+    }
+
+    /// Who is acting, for the audit trail: the login name, else the user id.
+    static func operatorName() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["SUDO_USER"] ?? environment["USER"] ?? "uid \(getuid())"
+    }
+}

@@ -1,0 +1,122 @@
+"""vitalgated as users meet it, against the real FHIR server: crashes, a full disk, a corrupt database."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "crash-cycles"))
+import crash_cycles  # noqa: E402
+import harness  # noqa: E402
+
+
+def test_twenty_sigkill_cycles_lose_and_duplicate_nothing(tmp_path):
+    result = crash_cycles.run(cycles=20, seed=20261121, workdir=tmp_path)
+    print(json.dumps(result))
+    assert result["kills"] == 20
+    assert result["daemonStartFailures"] == 0
+    assert result["produced"] > 0 and result["acknowledged"] == result["produced"]
+    assert result["killsDuringUpload"] >= 1, "no kill landed during an upload"
+    assert result["lost"] == 0
+    assert result["duplicated"] == 0
+    assert result["unexpected"] == 0
+    assert result["onServer"] == result["produced"]
+    assert result["finalExitCode"] == 0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = harness.FHIRServer(tmp_path_factory.mktemp("fhir"))
+    server.patient_id = server.create_patient()
+    yield server
+    server.stop()
+
+
+def test_a_corrupt_database_at_start_is_set_aside_and_the_daemon_works(server, tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "outbox.db").write_bytes(b"this is not an SQLite database, a power cut wrote garbage here\n" * 64)
+    config = harness.write_config(tmp_path, server.base, state=state)
+    daemon = harness.Daemon(tmp_path, config)
+    try:
+        assert daemon.wait_ready(), daemon.log_path.read_text()
+        source = harness.ReadingSource(seed=7)
+        client = harness.IngestClient(daemon.socket_path)
+        answer = client.send([source.make(900_000 + n) for n in range(3)])
+        client.close()
+        assert answer["ok"], answer
+        harness.wait_drained(str(state))
+    finally:
+        assert daemon.terminate() == 0
+    aside = list(state.glob("outbox.db.corrupt-*"))
+    assert aside, "the damaged file was not kept for inspection"
+    log = daemon.log_path.read_text()
+    assert "corrupt" in log and aside[0].name in log, log
+
+
+def test_a_corrupted_row_is_quarantined_and_counted_while_the_rest_is_delivered(server, tmp_path):
+    import sqlite3
+    state = tmp_path / "state"
+    config = harness.write_config(tmp_path, "http://127.0.0.1:9/fhir", state=state)  # nothing listens: stays pending
+    daemon = harness.Daemon(tmp_path, config)
+    assert daemon.wait_ready(), daemon.log_path.read_text()
+    source = harness.ReadingSource(seed=8)
+    client = harness.IngestClient(daemon.socket_path)
+    assert client.send([source.make(800_000 + n) for n in range(4)])["ok"]
+    client.close()
+    assert daemon.terminate() == 0
+    # A bit flip in one stored reading, as a failing SD card would make it.
+    with sqlite3.connect(state / "outbox.db") as db:
+        row = db.execute("SELECT id, payload FROM readings ORDER BY id LIMIT 1").fetchone()
+        db.execute("UPDATE readings SET payload = ? WHERE id = ?", (row[1].replace("124", "125", 1) if "124" in row[1]
+                                                                    else row[1][:-2] + "x}", row[0]))
+    harness.write_config(tmp_path, server.base, state=state)
+    daemon = harness.Daemon(tmp_path, config, name="after")
+    try:
+        assert daemon.wait_ready(), daemon.log_path.read_text()
+        counts = harness.wait_drained(str(state))
+    finally:
+        assert daemon.terminate() == 0
+    queue = json.loads(subprocess.run([str(harness.binary("vitalgate")), "queue", "--json", "--state-dir", str(state)],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert queue["quarantined"] == 1, queue
+    assert counts["delivered"] == 3, counts
+    assert "quarantin" in daemon.log_path.read_text()
+
+
+def can_mount() -> list[str] | None:
+    """A private mount namespace for a small tmpfs: root's own, or an unprivileged user namespace."""
+    for prefix in (["unshare", "-m"], ["unshare", "-Urm"]):
+        if shutil.which("unshare") and subprocess.run(prefix + ["true"], capture_output=True).returncode == 0:
+            if prefix == ["unshare", "-m"] and os.geteuid() != 0:
+                continue
+            return prefix
+    return None
+
+
+@pytest.mark.parametrize("reserve_mib", [0, 1])
+def test_a_full_disk_stops_ingest_without_acknowledging_and_recovers(server, tmp_path, reserve_mib):
+    prefix = can_mount()
+    assert prefix, "this machine can neither mount a tmpfs as root nor make a user namespace"
+    scenario = Path(__file__).with_name("disk_full_scenario.py")
+    result = subprocess.run(prefix + [sys.executable, str(scenario), "--server", server.base, "--workdir", str(tmp_path),
+                                      "--reserve-mib", str(reserve_mib)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    print(report)
+    assert report["refusedWhileFull"] >= 1
+    assert report["daemonAliveWhileFull"]
+    assert report["acknowledgedAfterSpaceReturned"] == report["sentAfterSpaceReturned"]
+    # Every reading the daemon acknowledged reached the server, once; none it refused was acknowledged.
+    times = {text[:19] for text in harness.effective_times(server, server.patient_id)}
+    missing = [device_time for device_time in report["acknowledgedDeviceTimes"] if device_time not in times]
+    assert not missing, missing
+    assert all(count == 1 for count in harness.server_readings(server, server.patient_id).values())
