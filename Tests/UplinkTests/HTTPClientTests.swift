@@ -125,6 +125,13 @@ struct HTTPClientTests {
         #expect(error.description.contains("Fix:"))
     }
 
+    @Test("errors show URLs without user information, query or fragment")
+    func urlRedaction() {
+        #expect(redactedURL("https://hub:s3cret@fhir.example:8443/r4/Patient?identifier=x|1#top") == "https://fhir.example:8443/r4/Patient")
+        #expect(redactedURL("http://fhir.example/r4?_format=json") == "http://fhir.example/r4")
+        #expect(redactedURL("http://fhir.example/a@b") == "http://fhir.example/a@b")
+    }
+
     @Test("an unresolvable host is a resolve error")
     func unresolvable() async throws {
         let error = try #require(await send(client, HTTPRequest(url: "http://vitalgate-test.invalid/")).failure)
