@@ -1,5 +1,6 @@
-/// The JSON form of readings that `vitalgate decode` prints, one object per line. Other tools build on it:
-/// keep member names and meanings stable.
+/// The JSON form of readings that `vitalgate decode` prints, one object per line, and the form the Outbox
+/// stores. Other tools build on it: keep member names and meanings stable, and keep
+/// `Reading(json:)` (ReadingJSONDecoding.swift) its exact inverse.
 extension Reading {
     public var json: JSONValue {
         var members: [(String, JSONValue)] = [
@@ -52,6 +53,9 @@ extension Reading {
         case .special(let special): members += [("value", .null), ("special", .string(special.rawValue))]
         }
         members.append(("unit", .string(value.unit.ucum)))
+        // `120` is both 120 × 10^0 and 12 × 10^1; the device's precision is in the exponent, so a positive
+        // one is said (only then, so the JSON of every other value is unchanged) for a lossless round trip.
+        if case .number(let number) = value.value, number.exponent > 0 { members.append(("exponent", .int(number.exponent))) }
         return .object(members)
     }
 
@@ -72,7 +76,8 @@ extension Reading {
             members.append(("usb", .string(usb.vendorProduct + (usb.serial.map { ":" + $0 } ?? ""))))
         }
         for (key, value) in [("manufacturer", device.manufacturer), ("model", device.model), ("serialNumber", device.serialNumber),
-                             ("firmware", device.firmwareRevision)] {
+                             ("firmware", device.firmwareRevision), ("hardware", device.hardwareRevision),
+                             ("software", device.softwareRevision)] {
             if let value { members.append((key, .string(value))) }
         }
         return .object(members)

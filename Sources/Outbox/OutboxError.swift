@@ -1,0 +1,64 @@
+import Foundation
+
+/// Why an Outbox operation failed: what went wrong, where, how to fix it, and SQLite's code and message.
+/// Descriptions name readings by local id only, so they can be logged.
+public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The database file could not be opened or created.
+    case cannotOpen(path: String, cause: SQLiteDatabase.Failure)
+    /// The file was written by a newer VitalGate (a higher schema version); it was left untouched.
+    case newerSchema(path: String, found: Int, supported: Int)
+    /// The file is a SQLite database but not a VitalGate outbox; it was left untouched.
+    case foreignDatabase(path: String, tables: [String])
+    /// The disk is full, or free space is below the reserve kept for state updates; nothing was written.
+    case diskFull(path: String, freeBytes: UInt64?, reservedBytes: UInt64, cause: SQLiteDatabase.Failure?)
+    /// Any other SQLite failure; the transaction was rolled back.
+    case storage(operation: String, path: String, cause: SQLiteDatabase.Failure)
+    /// A damaged file could not be moved aside and replaced.
+    case recoveryFailed(path: String, problem: String)
+    case unknownReading(OutboxReadingID)
+    /// The reading is not in a state the operation applies to.
+    case invalidTransition(OutboxReadingID, from: ReadingState, to: ReadingState)
+    /// A stored row's payload or state could not be read back (its checksum matched, so a bug wrote it).
+    case unreadableRow(OutboxReadingID, problem: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let cause):
+            return "Cannot open the outbox database \(path): \(cause). Fix: check that the directory exists, "
+                + "is writable by the service user and is not on a read-only file system."
+        case .newerSchema(let path, let found, let supported):
+            return "The outbox database \(path) has schema version \(found), newer than the \(supported) this "
+                + "VitalGate understands; it was not modified. Fix: run the newer VitalGate that wrote it, or "
+                + "move the file aside to start an empty outbox (its unsent readings stay in it)."
+        case .foreignDatabase(let path, let tables):
+            return "\(path) is a SQLite database but not a VitalGate outbox (it has tables "
+                + "\(tables.joined(separator: ", ")) and no schema version); it was not modified. "
+                + "Fix: point the outbox at another path."
+        case .diskFull(let path, let free, let reserved, let cause):
+            let freeText = free.map { formatBytes($0) + " free" } ?? "free space unknown"
+            var what = "Ingest refused: the file system of \(path) has \(freeText), below the \(formatBytes(reserved)) "
+                + "reserved so that deliveries and pruning can still be recorded"
+            if let cause {
+                what = "The disk holding \(path) is full (\(freeText)); the transaction was rolled back and nothing was "
+                    + "written (\(cause))"
+            }
+            return what + ". Fix: free space on that file system (or prune delivered readings); ingest works "
+                + "again as soon as there is room. Devices are not acknowledged meanwhile, so they keep their readings."
+        case .storage(let operation, let path, let cause):
+            return "The outbox database \(path) failed to \(operation): \(cause); the transaction was rolled "
+                + "back. Fix: check the storage medium and the system log for I/O errors; restart VitalGate to "
+                + "run the integrity check."
+        case .recoveryFailed(let path, let problem):
+            return "The outbox database \(path) is damaged and could not be replaced: \(problem). Fix: make its "
+                + "directory writable, or move the file aside by hand and start again."
+        case .unknownReading(let id):
+            return "There is no \(id) in the outbox. Fix: list readings with `vitalgate status` and use an id shown there."
+        case .invalidTransition(let id, let from, let to):
+            return "\(id) is \(from.rawValue) and cannot become \(to.rawValue). Fix: check its state first; "
+                + "only the transitions in the Outbox's state diagram are allowed."
+        case .unreadableRow(let id, let problem):
+            return "\(id) is stored but cannot be read back: \(problem). Fix: report this as a VitalGate bug; "
+                + "the row is kept as it is."
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/// The Outbox's tables and their versioned migrations (`PRAGMA user_version`).
+///
+/// Migrations only ever move forward; a file with a version above ``currentVersion`` came from a newer
+/// VitalGate and is refused untouched. Instants are stored as milliseconds since 1970 (UTC).
+enum Schema {
+    static let currentVersion = 1
+
+    /// A table and the columns its checksum covers (every column but `checksum`, in this order).
+    struct Table: Sendable {
+        let name: String
+        let columns: [String]
+        let hasChecksum: Bool
+
+        var columnList: String { columns.joined(separator: ", ") }
+        /// `vitalgate_checksum(id, ...)`: the value the `checksum` column must hold.
+        var checksumExpression: String { "\(RowChecksum.functionName)(\(columnList))" }
+    }
+
+    static let readings = Table(name: "readings", columns: [
+        "id", "dedupe_key", "state", "subject_system", "subject_value", "payload", "stored_at", "attempts",
+        "next_attempt_at", "last_error", "delivered_at", "server_status", "locations", "changed_at",
+    ], hasChecksum: true)
+    static let deadLetters = Table(name: "dead_letters", columns: ["id", "reading_id", "http_status", "reason", "outcome", "at"],
+                                   hasChecksum: true)
+    static let audit = Table(name: "audit", columns: ["id", "event", "reading_id", "actor", "detail", "at"], hasChecksum: true)
+    /// Holds damaged rows as text; it has no checksum of its own (it is the place for rows that failed theirs).
+    static let quarantine = Table(name: "quarantine", columns: ["id", "source_table", "row_id", "raw", "reason", "at"],
+                                  hasChecksum: false)
+
+    static let checksummedTables = [readings, deadLetters, audit]
+    static let allTables = [readings, deadLetters, audit, quarantine]
+
+    /// `migrations[n]` takes a file from version n to n + 1.
+    static let migrations: [String] = [
+        // 0 → 1: the first schema.
+        """
+        CREATE TABLE readings(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,   -- AUTOINCREMENT: ids named in the audit are never reused
+            dedupe_key TEXT NOT NULL UNIQUE,
+            state TEXT NOT NULL,
+            subject_system TEXT,
+            subject_value TEXT,
+            payload TEXT NOT NULL,                  -- the reading's JSON (Reading.json)
+            stored_at INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt_at INTEGER,
+            last_error TEXT,
+            delivered_at INTEGER,
+            server_status INTEGER,
+            locations TEXT,                         -- JSON array of strings
+            changed_at INTEGER NOT NULL,            -- when the state last changed (prunes discarded rows)
+            checksum INTEGER NOT NULL
+        );
+        CREATE INDEX readings_by_state ON readings(state, id);
+        CREATE TABLE dead_letters(
+            id INTEGER PRIMARY KEY,
+            reading_id INTEGER NOT NULL,
+            http_status INTEGER,
+            reason TEXT NOT NULL,
+            outcome TEXT,
+            at INTEGER NOT NULL,
+            checksum INTEGER NOT NULL
+        );
+        CREATE INDEX dead_letters_by_reading ON dead_letters(reading_id);
+        CREATE TABLE audit(
+            id INTEGER PRIMARY KEY,
+            event TEXT NOT NULL,
+            reading_id INTEGER,
+            actor TEXT NOT NULL,
+            detail TEXT,
+            at INTEGER NOT NULL,
+            checksum INTEGER NOT NULL
+        );
+        CREATE TABLE quarantine(
+            id INTEGER PRIMARY KEY,
+            source_table TEXT NOT NULL,
+            row_id INTEGER,
+            raw TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at INTEGER NOT NULL
+        );
+        """,
+    ]
+}
