@@ -133,7 +133,8 @@ final class OutboxStore {
                              lastError: row[9].text, nextAttemptAt: row[8].integer.map(Date.init(outboxMilliseconds:)),
                              storedAt: Date(outboxMilliseconds: storedAt),
                              deliveredAt: row[10].integer.map(Date.init(outboxMilliseconds:)),
-                             serverStatus: row[11].integer.map { Int($0) }, locations: locations)
+                             serverStatus: row[11].integer.map { Int($0) }, locations: locations,
+                             identifyByReceipt: row[1].text?.contains("#rx:") ?? false)
     }
 
     /// Moves a row to the quarantine table with its columns as JSON text, and audits it.

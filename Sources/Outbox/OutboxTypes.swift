@@ -77,6 +77,9 @@ public struct StoredReading: Sendable, Hashable {
     public var serverStatus: Int?
     /// The server's `Location`s for the resources the reading became.
     public var locations: [String]
+    /// The device gave another, different reading the same time stamp (a clock that did not advance): the
+    /// upload identifies this one by the hub's receive time so that the server keeps both.
+    public var identifyByReceipt: Bool = false
 }
 
 /// The server's acceptance of one reading.

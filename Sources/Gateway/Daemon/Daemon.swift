@@ -42,7 +42,7 @@ public enum Daemon {
         let outbox: Outbox
         do {
             outbox = try Outbox(path: configuration.outboxPath,
-                                options: OutboxOptions(reservedFreeBytes: configuration.reservedFreeBytes))
+                                options: OutboxOptions(reservedFreeBytes: UInt64(configuration.reservedFreeBytes)))
         } catch {
             log.error("outbox: cannot open \(configuration.outboxPath): \(error)")
             return 74
