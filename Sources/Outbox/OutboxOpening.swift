@@ -54,7 +54,7 @@ extension OutboxStore {
             version = Int(try database.query("PRAGMA user_version").first?.first?.integer ?? 0)
         } catch {
             guard error.isCorruption else { throw OutboxError.cannotOpen(path: path, cause: error) }
-            return Damage(reason: (error.isNotADatabase ? "not a SQLite database: " : "its header cannot be read: ") + "\(error)",
+            return Damage(reason: (error.isNotADatabase ? "not a SQLite database: " : "it cannot be opened (truncated, or its first page is damaged): ") + "\(error)",
                           quickCheck: nil)
         }
         if version > Schema.currentVersion {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import VitalModel
 @testable import Outbox
@@ -85,6 +86,31 @@ struct IngestTests {
         }
         let keys = try SQLiteDatabase(path: directory.database).query("SELECT dedupe_key FROM readings ORDER BY id").compactMap { $0[0].text }
         #expect(keys[1] == keys[0] + "#rx:\(bloodPressure(minute: 0, receivedMillisecond: 60_000).receivedAt.instant.outboxMilliseconds)")
+    }
+
+    @Test("threads share one outbox: every reading stored once, every batch disjoint")
+    func concurrent() throws {
+        let directory = TemporaryDirectory()
+        let outbox = try Outbox(path: directory.database, options: options())
+        let taken = Mutex<[OutboxReadingID]>([])
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            do {
+                for round in 0..<10 {
+                    _ = try outbox.ingest([incoming(bloodPressure(minute: round, slot: worker, sequence: 1)),
+                                           incoming(bloodPressure(minute: round, slot: worker, sequence: 2))])
+                    let batch = try outbox.nextBatch(limit: 3, now: Date())
+                    taken.withLock { $0 += batch.map(\.id) }
+                }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let ids = taken.withLock { $0 }
+        #expect(Set(ids).count == ids.count, "a reading was handed out twice")
+        let counts = try outbox.summary().counts
+        #expect(counts[.pending]! + counts[.inFlight]! == 160 && counts[.inFlight] == ids.count)
     }
 
     @Test("ingest refuses below the free-space reserve, writes nothing, and works again once space returns")
