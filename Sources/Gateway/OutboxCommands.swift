@@ -25,7 +25,9 @@ enum OutboxLocation {
         guard FileManager.default.fileExists(atPath: path) else {
             throw UsageError("there is no Outbox at \(path). Fix: give the daemon's --config or --state-dir")
         }
-        do { return (try Outbox(path: path), path) } catch { throw UsageError("cannot open \(path): \(error)") }
+        var options = OutboxOptions()
+        options.role = .operator
+        do { return (try Outbox(path: path, options: options), path) } catch { throw UsageError("cannot open \(path): \(error)") }
     }
 }
 

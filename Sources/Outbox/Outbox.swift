@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import VitalModel
 
@@ -13,6 +16,8 @@ public final class Outbox: Sendable {
     /// What the start-up integrity check found and did.
     public let recovery: RecoveryReport
     private let store: Mutex<OutboxStore>
+    /// The owner's lock on `<path>.lock`, held for the Outbox's life (-1 for an operator).
+    private let lockDescriptor: Int32
 
     /// Opens the outbox at `path` (creating it and its schema when absent), checks it and recovers it.
     ///
@@ -20,7 +25,22 @@ public final class Outbox: Sendable {
     /// file that is not a database or fails `quick_check` is moved aside and replaced, keeping every row
     /// that can be read and verified (see ``RecoveryReport``). The directory must exist.
     public init(path: String, options: OutboxOptions = .init()) throws(OutboxError) {
-        let (store, report) = try OutboxStore.open(path: path, options: options)
+        var descriptor: Int32 = -1
+        if options.role == .owner {
+            // flock, not SQLite's locking: it is released by the kernel when a killed daemon's process ends.
+            descriptor = Glibc.open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            if descriptor >= 0, flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+                Glibc.close(descriptor)
+                throw OutboxError.inUse(path: path)
+            }
+        }
+        let opened: (store: OutboxStore, report: RecoveryReport)
+        do { opened = try OutboxStore.open(path: path, options: options) } catch {
+            if descriptor >= 0 { Glibc.close(descriptor) }
+            throw error
+        }
+        let (store, report) = opened
+        lockDescriptor = descriptor
         self.path = path
         self.recovery = report
         self.store = Mutex(store)
@@ -28,6 +48,7 @@ public final class Outbox: Sendable {
 
     deinit {
         store.withLock { $0.database.close() }
+        if lockDescriptor >= 0 { Glibc.close(lockDescriptor) }
     }
 
     private func locked<T: Sendable>(_ body: (OutboxStore) throws(OutboxError) -> T) throws(OutboxError) -> T {

@@ -20,6 +20,10 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidTransition(OutboxReadingID, from: ReadingState, to: ReadingState)
     /// A stored row's payload or state could not be read back (its checksum matched, so a bug wrote it).
     case unreadableRow(OutboxReadingID, problem: String)
+    /// Another process (a second daemon) holds the outbox's lock.
+    case inUse(path: String)
+    /// An operator command found no outbox, or one the daemon has not yet brought to this version.
+    case notReady(path: String, problem: String)
 
     public var description: String {
         switch self {
@@ -56,6 +60,11 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidTransition(let id, let from, let to):
             return "\(id) is \(from.rawValue) and cannot become \(to.rawValue). Fix: check its state first; "
                 + "only the transitions in the Outbox's state diagram are allowed."
+        case .inUse(let path):
+            return "The outbox database \(path) is in use by another VitalGate daemon (its lock file \(path).lock is held). "
+                + "Fix: stop the other vitalgated (systemctl stop vitalgated), or give this one another stateDirectory."
+        case .notReady(let path, let problem):
+            return "The outbox database \(path) \(problem). Fix: start vitalgated once so that it creates or upgrades it."
         case .unreadableRow(let id, let problem):
             return "\(id) is stored but cannot be read back: \(problem). Fix: report this as a VitalGate bug; "
                 + "the row is kept as it is."

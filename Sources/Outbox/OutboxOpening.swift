@@ -13,6 +13,7 @@ extension OutboxStore {
 
     /// Opens (or creates) the outbox at `path` and brings it to a working state, reporting what it did.
     static func open(path: String, options: OutboxOptions) throws(OutboxError) -> (store: OutboxStore, report: RecoveryReport) {
+        if options.role == .operator { return try openForOperator(path: path, options: options) }
         let existing = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
         var report = RecoveryReport(path: path, createdNewFile: (existing ?? 0) == 0, migratedFrom: nil,
                                     schemaVersion: Schema.currentVersion, quickCheck: nil, quarantinedRows: [:],
@@ -32,6 +33,25 @@ extension OutboxStore {
         }
         try store.prepareForUse(report: &report)
         return (store, report)
+    }
+
+    /// Opens an existing outbox as it is, for commands run beside the daemon: nothing is checked, repaired
+    /// or requeued here, because the daemon owns that.
+    private static func openForOperator(path: String, options: OutboxOptions) throws(OutboxError) -> (store: OutboxStore, report: RecoveryReport) {
+        guard FileManager.default.fileExists(atPath: path) else { throw OutboxError.notReady(path: path, problem: "does not exist") }
+        let store = try connect(path: path, options: options, creating: false)
+        let version: Int
+        do { version = Int(try store.database.query("PRAGMA user_version").first?.first?.integer ?? 0) } catch {
+            store.database.close()
+            throw OutboxError.cannotOpen(path: path, cause: error)
+        }
+        guard version == Schema.currentVersion else {
+            store.database.close()
+            throw OutboxError.notReady(path: path, problem: "has schema version \(version), not the \(Schema.currentVersion) of this VitalGate")
+        }
+        do { try store.database.setSynchronous("FULL") } catch { throw OutboxError.cannotOpen(path: path, cause: error) }
+        return (store, RecoveryReport(path: path, createdNewFile: false, migratedFrom: nil, schemaVersion: version, quickCheck: nil,
+                                      quarantinedRows: [:], requeuedInFlight: 0, replacedFile: nil))
     }
 
     /// Opens a connection with the pragmas and the checksum function every Outbox connection needs; no read yet.

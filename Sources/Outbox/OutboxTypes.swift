@@ -146,8 +146,19 @@ public struct QuarantinedRow: Sendable, Hashable {
 /// Where the Outbox learns how much free space its directory has.
 public typealias FreeSpaceProvider = @Sendable (_ directory: String) -> UInt64?
 
+/// Who opens the Outbox.
+public enum OutboxRole: Sendable, Hashable {
+    /// The daemon: runs the start-up checks and recovery, and holds a lock so that no second daemon can.
+    case owner
+    /// An operator command beside the running daemon (`vitalgate queue`, `dead-letters`): no recovery, no
+    /// lock, because moving the daemon's in-flight readings back to pending under it would be wrong.
+    case `operator`
+}
+
 /// How the Outbox behaves; the defaults suit the daemon.
 public struct OutboxOptions: Sendable {
+    /// The daemon by default; commands beside it open as ``OutboxRole/operator``.
+    public var role: OutboxRole = .owner
     /// Ingest refuses while the database's file system has less free space than this, so that state
     /// updates and pruning can still commit when the disk fills. 8 MiB by default.
     public var reservedFreeBytes: UInt64

@@ -179,6 +179,16 @@ struct Session {
             let target = response.header("location").map { " to \($0)" } ?? ""
             let reason = "HTTP \(status): the server redirected\(target). Fix: set server.baseURL to the FHIR base itself"
             for item in items { outcomes[item.id] = .retry(reason: reason, retryAfter: nil) }
+        case .rejected where !ServerReply.isOperationOutcome(response.body) && [404, 405].contains(status):
+            // Not the server refusing these readings, but no FHIR endpoint taking transactions at this address.
+            let reason = "HTTP \(status) without a FHIR OperationOutcome: nothing at \(configuration.baseURL) takes FHIR "
+                + "transactions. Fix: check server.baseURL, or set server.mode to single-requests for a server without transactions"
+            for item in items { outcomes[item.id] = .retry(reason: reason, retryAfter: nil) }
+        case .rejected where items.count == 1 && !ServerReply.isOperationOutcome(response.body):
+            // Only a FHIR server's own OperationOutcome condemns a reading; a gateway's HTML page does not.
+            let reason = ServerReply.reason(status: status, body: response.body)
+                + ", not a FHIR OperationOutcome. Fix: check what stands between the hub and the FHIR server (proxy, gateway)"
+            outcomes[items[0].id] = .retry(reason: reason, retryAfter: nil)
         case .rejected:
             if items.count > 1 {
                 let half = prepared.count / 2
@@ -252,11 +262,11 @@ struct Session {
                         locations.append(location)
                         created = created || status == 201
                     }
-                case .rejected:
+                case .rejected where ServerReply.isOperationOutcome(response.body):
                     outcomes[item.id] = .rejected(status: status, reason: ServerReply.reason(status: status, body: response.body),
                                                   outcome: ServerReply.keptBody(response.body))
                     return
-                case .transient, .authorization, .redirect:
+                case .rejected, .transient, .authorization, .redirect:
                     outcomes[item.id] = .retry(reason: ServerReply.reason(status: status, body: response.body),
                                                retryAfter: serverRetryAfter(response))
                     return

@@ -46,6 +46,12 @@ enum ServerReply {
         return prefix + " with JSON that is not a FHIR resource"
     }
 
+    /// Whether the body is a FHIR OperationOutcome: the server's own word about the request's content.
+    static func isOperationOutcome(_ body: [UInt8]) -> Bool {
+        guard let value = try? JSONValue.parse(bytes: body) else { return false }
+        return value["resourceType"] == .string("OperationOutcome")
+    }
+
     /// The diagnostics of an OperationOutcome's issues, joined, or nil when it has none.
     static func issueText(_ outcome: JSONValue) -> String? {
         guard case .string("OperationOutcome")? = outcome["resourceType"], case .array(let issues)? = outcome["issue"] else {

@@ -35,7 +35,7 @@ struct FaultDeliveryTests {
         plan.poisonMarkers = [marker]
         plan.expireEachTokenOnce = true
         plan.timeoutCapSeconds = 10
-        let proxy = try FaultProxy.start(upstream: server.rootURL, plan: plan)
+        let proxy = try FaultProxy.start(upstream: server.baseURL, plan: plan)
         defer { _ = proxy.stop() }
 
         let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("vitalgate-token-\(UUID().uuidString)")
@@ -83,7 +83,7 @@ struct AuthenticationEndToEndTests {
 
     static func openssl(_ arguments: [String]) throws {
         let result = try ProcessRunner.run("/usr/bin/openssl", arguments)
-        guard result.status == 0 else { throw TestProcessError("openssl \(arguments.joined(separator: " ")) failed: \(result.stderr)") }
+        guard result.status == 0 else { throw TestProcessError("openssl \(arguments.joined(separator: " ")) failed: \(result.standardError)") }
     }
 
     /// Keys made with the openssl command line, the server told their public halves.
@@ -107,7 +107,8 @@ struct AuthenticationEndToEndTests {
 
     static var methods: [(String, AuthMethod)] {
         let path = directory.path
-        let scope = "system/Patient.rs system/Device.crs system/Observation.crs"
+        // sekmet checks a transaction POSTed to the base against `*`, so it needs `system/*.c` besides the reads.
+        let scope = "system/*.c system/Patient.rs system/Device.rs system/Observation.rs"
         return [
             ("bearer token file", .bearerTokenFile(path: path + "/token")),
             ("OAuth2 client credentials", .clientCredentials(ClientCredentials(clientID: "hub-secret", secretFile: path + "/secret", scope: scope))),

@@ -14,7 +14,7 @@ The fault plan (JSON; command-line options override the file):
    "sequence": ["status:503", "forward", "truncate"],   # the first matching requests, in order
    "probabilities": {"reset": 0.1, "status:429": 0.05},  # every later matching request draws once
    "match": {"method": "POST", "path": "/fhir", "path_prefix": null},  # which requests faults apply to
-   "poison": ["MARKER"],          # any request whose body contains a marker: 422 OperationOutcome
+   "poison": ["MARKER"],          # a request whose body contains a marker: 422 OperationOutcome, never forwarded
    "expire_tokens": true,         # first matching request per distinct Bearer token: 401 "expired"
    "retry_after": 1, "timeout_cap": 60, "truncate_fraction": 0.5}
 
@@ -55,6 +55,7 @@ IDLE_SECONDS = 30
 UPSTREAM_SECONDS = 300
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "content-length", "expect"}
+UPSTREAM_FAULTS = {"forward", "truncate", "reset-after-forward"}
 SIMPLE_FAULTS = {"forward", "timeout", "reset", "reset-after-forward", "truncate", "garbage-200", "garbage-502"}
 
 GARBAGE_200 = (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form method=\"post\">"
@@ -330,7 +331,9 @@ class Proxy:
                 if authorization.lower().startswith("bearer ") and authorization not in self.seen_tokens:
                     self.seen_tokens.add(authorization)
                     planned = "expired-token"
-            if planned == "forward" and any(marker.encode() in request.body for marker in self.plan.poison):
+            # A server that refuses some content never stores it: a poisoned request never reaches the
+            # upstream, so faults that would forward it become the poison answer.
+            if planned in UPSTREAM_FAULTS and any(marker.encode() in request.body for marker in self.plan.poison):
                 planned = "poison"
             if matched:
                 self.decisions.append(planned)

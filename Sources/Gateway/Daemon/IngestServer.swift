@@ -81,11 +81,12 @@ final class IngestServer: Sendable {
 
     private func acceptLoop(_ fd: Int32) {
         while true {
-            let client = accept4(fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            let client = accept(fd, nil, nil)
             if client < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return
             }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             let thread = Thread { [self] in serve(client) }
             thread.name = "vitalgate-ingest-client"
             thread.start()
