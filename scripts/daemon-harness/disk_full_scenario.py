@@ -15,23 +15,20 @@ import harness  # noqa: E402
 
 
 def fill(directory: Path) -> Path:
+    """Writes a ballast file until the file system refuses another byte."""
     ballast = directory / "ballast"
-    with open(ballast, "wb") as handle:
-        block = b"\0" * 65536
-        try:
+    descriptor = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (65536, 4096, 512, 1):
             while True:
-                handle.write(block)
-                handle.flush()
-        except OSError as error:
-            if error.errno != errno.ENOSPC:
-                raise
-        # Also take the last partial block.
-        try:
-            while True:
-                handle.write(b"\0" * 512)
-                handle.flush()
-        except OSError:
-            pass
+                try:
+                    os.write(descriptor, b"\0" * size)
+                except OSError as error:
+                    if error.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(descriptor)
     return ballast
 
 
