@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "FHIRExportTests", dependencies: ["FHIRExport", "ProfileEngine", "VitalGateTestKit"]),
         .testTarget(name: "ProfileCatalogTests", dependencies: ["ProfileCatalog", "ProfileEngine", "VitalGateTestKit"]),
         .testTarget(name: "DeviceSimulatorTests", dependencies: ["DeviceSimulator", "ProfileCatalog", "VitalGateTestKit"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "VitalGateTestKit"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Outbox", "VitalGateTestKit"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Outbox", "Uplink", "DeviceIO"]),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "VitalModel", "VitalGateTestKit"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "FHIRExport", "VitalModel", "VitalGateTestKit"], exclude: ["Fixtures"]),

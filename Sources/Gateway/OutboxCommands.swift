@@ -123,10 +123,11 @@ enum QueueCommand {
 /// server), or give it up for good, which asks for confirmation and is written to the audit trail.
 enum DeadLettersCommand {
     static let usage = """
-        Usage: vitalgate dead-letters retry ID [--config FILE | --state-dir DIR]
+        Usage: vitalgate dead-letters retry ID|all [--config FILE | --state-dir DIR]
                vitalgate dead-letters discard ID [--yes] [--config FILE | --state-dir DIR]
 
-        retry     puts the reading back in the queue (fix what the server complained about first)
+        retry     puts the reading back in the queue (fix what the server complained about first);
+                  `all` puts back every dead letter, for a cause fixed once for all (a server setting)
         discard   gives the reading up: it is never uploaded. Asks for confirmation unless --yes;
                   the audit trail records who discarded it.
         ID is the reading's local id as `vitalgate queue` shows it (r17 or 17).
@@ -144,6 +145,12 @@ enum DeadLettersCommand {
                 throw UsageError("give `retry ID` or `discard ID`\n\n" + usage)
             }
             let text = arguments.operands[1]
+            if text == "all", arguments.operands[0] == "retry" {
+                let (outbox, _) = try OutboxLocation.open(arguments)
+                let dead = try outbox.readings(in: .dead, limit: Int.max)
+                for reading in dead { try outbox.retryDeadLetter(reading.id, actor: operatorName()) }
+                return CommandResult(stdout: "\(dead.count) dead letter(s) back in the queue\n")
+            }
             guard let number = Int64(text.hasPrefix("r") ? String(text.dropFirst()) : text), number > 0 else {
                 throw UsageError("\(text) is not a reading id; `vitalgate queue` lists them (e.g. r17)")
             }

@@ -31,6 +31,7 @@ def in_flight_rows(state_dir: Path) -> int:
 def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
     rng = random.Random(seed)
     server = harness.FHIRServer(workdir)
+    started: list[harness.Daemon] = []
     try:
         patient_id = server.create_patient()
         config = harness.write_config(workdir, server.base, batch_size=rng.choice([3, 5, 8]))
@@ -44,6 +45,7 @@ def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
 
         for cycle in range(cycles):
             daemon = harness.Daemon(workdir, config)
+            started[:] = [daemon]
             if not daemon.wait_ready():
                 totals["daemonStartFailures"] += 1
                 daemon.kill()
@@ -113,6 +115,7 @@ def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
 
         # The source hands over what is still unacknowledged; the daemon drains the queue and stops cleanly.
         daemon = harness.Daemon(workdir, config, name="final")
+        started[:] = [daemon]
         assert daemon.wait_ready(), "the daemon did not start for the final drain"
         client = harness.IngestClient(daemon.socket_path)
         while unacked:
@@ -143,6 +146,9 @@ def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
         }
         return result
     finally:
+        for daemon in started:
+            if daemon.process.poll() is None:
+                daemon.kill()
         server.stop()
 
 

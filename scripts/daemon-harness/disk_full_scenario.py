@@ -51,6 +51,15 @@ def main() -> int:
     base = 700_000 + arguments.reserve_mib * 1000
     acknowledged: list[str] = []
     daemon = harness.Daemon(workdir, config_path)
+    try:
+        return run(daemon, source, base, state, acknowledged)
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
+        subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+def run(daemon, source, base, state, acknowledged) -> int:
     assert daemon.wait_ready(), daemon.log_path.read_text()
     client = harness.IngestClient(daemon.socket_path)
     first = [source.make(base + n) for n in range(3)]
@@ -80,7 +89,6 @@ def main() -> int:
     harness.wait_drained(str(state))
     code = daemon.terminate()
     log = daemon.log_path.read_text()
-    subprocess.run(["umount", str(state)], check=False)
     print(json.dumps({"refusedWhileFull": refused, "daemonAliveWhileFull": alive,
                       "sentAfterSpaceReturned": len(while_full), "acknowledgedAfterSpaceReturned": after,
                       "acknowledgedDeviceTimes": sorted(set(acknowledged)), "exitCode": code,

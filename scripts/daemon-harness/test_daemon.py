@@ -29,6 +29,11 @@ def test_twenty_sigkill_cycles_lose_and_duplicate_nothing(tmp_path):
     assert result["unexpected"] == 0
     assert result["onServer"] == result["produced"]
     assert result["finalExitCode"] == 0
+    # No patient identifier in the journal, however the daemon died (ARCHITECTURE §7.7).
+    for log in tmp_path.glob("*.log"):
+        if log.name.startswith(("daemon", "final")):
+            text = log.read_text()
+            assert harness.PATIENT_VALUE not in text and "cccd" not in text, log
 
 
 @pytest.fixture(scope="module")

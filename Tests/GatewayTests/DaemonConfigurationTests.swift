@@ -1,0 +1,75 @@
+import Foundation
+import ProfileCatalog
+import Testing
+import Uplink
+import VitalModel
+@testable import Gateway
+
+/// The daemon's configuration file: a good one reads fully, and each mistake names line, column and field.
+@Suite("daemon configuration")
+struct DaemonConfigurationTests {
+    func load(_ text: String) throws(ProfileError) -> DaemonConfiguration {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vitalgate-config-\(UUID().uuidString).json").path
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try DaemonConfiguration.load(path)
+    }
+
+    @Test("a complete configuration")
+    func complete() throws {
+        let configuration = try load("""
+            {
+              "stateDirectory": "/var/lib/vitalgate",
+              "owner": "cccd:099199000001",
+              "server": {
+                "baseURL": "https://fhir.example.vn/r4/",
+                "mode": "single-requests", "subjectReference": "resolved", "batchSize": 20, "claimProfiles": false,
+                "auth": {"method": "smart-backend-services", "clientID": "hub-1", "privateKeyFile": "/etc/vitalgate/secrets/hub.pem",
+                         "keyID": "k1", "algorithm": "RS384"},
+                "tls": {"caBundle": "/etc/vitalgate/ca.pem", "clientCertificate": "/etc/vitalgate/hub.crt", "clientKey": "/etc/vitalgate/hub.key"},
+                "timeouts": {"connectSeconds": 5, "requestSeconds": 30},
+                "retry": {"initialMilliseconds": 500, "maximumSeconds": 600}
+              },
+              "gateway": {"ethernetAddress": "DC:A6:32:01:02:03"},
+              "retention": {"deliveredDays": 7},
+              "outbox": {"reservedFreeMiB": 16}
+            }
+            """)
+        #expect(configuration.uplink.baseURL == "https://fhir.example.vn/r4")
+        #expect(configuration.uplink.mode == .singleRequests && configuration.uplink.subjectStyle == .resolved)
+        #expect(configuration.uplink.batchSize == 20 && !configuration.uplink.export.claimProfiles)
+        #expect(configuration.owner == PatientIdentifier(system: IdentifierSystems.vietnam.citizenID, value: "099199000001"))
+        #expect(configuration.tls.clientKeyPath == "/etc/vitalgate/hub.key")
+        #expect(configuration.outboxPath == "/var/lib/vitalgate/outbox.db")
+        #expect(configuration.ingestSocket == "/var/lib/vitalgate/ingest.sock")
+        #expect(configuration.reservedFreeBytes == 16 << 20)
+        #expect(configuration.uplink.export.gateway.systemID.description == "DC-A6-32-FF-FE-01-02-03")
+        guard case .smartBackendServices(let smart) = configuration.auth else { Issue.record("auth: \(configuration.auth)"); return }
+        #expect(smart.algorithm == .rs384 && smart.keyID == "k1" && smart.tokenURL == nil)
+    }
+
+    @Test("mistakes name the line, column and field, and say how to fix them", arguments: [
+        (#"{"server": {"baseURL": "ftp://x"}, "gateway": {"ethernetAddress": "02:00:00:00:00:01"}}"#, "1:24: server.baseURL", "https://"),
+        ("{\n  \"server\": {\"baseURL\": \"https://x\", \"batchsize\": 5},\n  \"gateway\": {\"ethernetAddress\": \"02:00:00:00:00:01\"}}",
+         "2:", "did you mean \"batchSize\""),
+        (#"{"owner": "cccd:12345", "server": {"baseURL": "https://x"}, "gateway": {"ethernetAddress": "02:00:00:00:00:01"}}"#,
+         "1:11: owner", "12 digits"),
+        (#"{"server": {"baseURL": "https://x", "auth": {"method": "kerberos"}}, "gateway": {"ethernetAddress": "02:00:00:00:00:01"}}"#,
+         "server.auth.method", "\"smart-backend-services\""),
+        (#"{"server": {"baseURL": "https://x", "tls": {"clientCertificate": "/a"}}, "gateway": {"ethernetAddress": "02:00:00:00:00:01"}}"#,
+         "server.tls", "both"),
+        (#"{"gateway": {"ethernetAddress": "02:00:00:00:00:01"}}"#, "1:1: \"server\" is missing", "add \"server\""),
+        (#"{"server": {"baseURL": "https://x", "batchSize": 0}, "gateway": {"ethernetAddress": "02:00:00:00:00:01"}}"#,
+         "server.batchSize", "1...1000"),
+        ("{\"server\": ", "1:12", "valid JSON"),
+    ])
+    func mistakes(text: String, place: String, fix: String) {
+        do {
+            _ = try load(text)
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.description.contains(place), "\(error)")
+            #expect(error.description.contains(fix), "\(error)")
+        }
+    }
+}
