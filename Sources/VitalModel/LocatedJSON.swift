@@ -39,12 +39,12 @@ public struct LocatedJSON: Sendable {
     /// What kind of value this is, for messages such as "expected a string, found a number".
     public var kindName: String {
         switch value {
-        case .object: "an object"
-        case .array: "an array"
-        case .string: "a string"
-        case .number: "a number"
-        case .bool: "true or false"
-        case .null: "null"
+        case .object: JSONValue.object([]).kindName
+        case .array: JSONValue.array([]).kindName
+        case .string(let text): JSONValue.string(text).kindName
+        case .number(let text): JSONValue.number(text).kindName
+        case .bool(let flag): JSONValue.bool(flag).kindName
+        case .null: JSONValue.null.kindName
         }
     }
 }
@@ -344,6 +344,18 @@ extension LocatedJSON {
 }
 
 extension JSONValue {
+    /// What kind of value this is, for messages such as "expected a string, found a number".
+    public var kindName: String {
+        switch self {
+        case .object: "an object"
+        case .array: "an array"
+        case .string: "a string"
+        case .number: "a number"
+        case .bool: "true or false"
+        case .null: "null"
+        }
+    }
+
     /// Parses JSON text strictly (RFC 8259, duplicate keys rejected, nesting bounded); numbers keep their
     /// exact text. For stored readings and server replies, where Foundation's parser would round decimals.
     public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {

@@ -326,16 +326,7 @@ struct JSONObjectReader {
     }
 }
 
-func kindName(of value: JSONValue) -> String {
-    switch value {
-    case .object: "an object"
-    case .array: "an array"
-    case .string: "a string"
-    case .number: "a number"
-    case .bool: "true or false"
-    case .null: "null"
-    }
-}
+func kindName(of value: JSONValue) -> String { value.kindName }
 
 /// Parses what ``DecimalValue/description`` writes back into the same mantissa and exponent. With
 /// `positiveExponent`, the text is a whole number whose last `positiveExponent` zeros are the exponent's.
