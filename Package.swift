@@ -50,7 +50,7 @@ let package = Package(
         // Benchmarks print machine-readable results; they are run by scripts/benchmark, never by tests.
         .executableTarget(name: "vitalgate-benchmarks", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog"],
                           path: "Benchmarks/ProfileBenchmarks"),
-        .executableTarget(name: "vitalgate-delivery-benchmarks", dependencies: ["VitalModel", "FHIRExport", "Outbox", "Uplink"],
+        .executableTarget(name: "vitalgate-delivery-benchmarks", dependencies: ["VitalModel", "FHIRExport", "Outbox", "Uplink", "Gateway"],
                           path: "Benchmarks/DeliveryBenchmarks"),
 
         // Test support: the FHIR validator client and fixture loading.

@@ -6,6 +6,7 @@
 //   drain  --db PATH --server BASE --readings N --batch B [--run-id ID]
 import FHIRExport
 import Foundation
+import Gateway
 import Outbox
 import Uplink
 import VitalModel
@@ -86,31 +87,26 @@ case "drain":
     let http = HTTPClient(userAgent: "VitalGate-benchmark")
     let deliverer = Deliverer(configuration: configuration, http: http,
                               authenticator: Authenticator(method: .none, fhirBaseURL: server, http: http))
-    var requests = 0, sent = 0, received = 0, delivered = 0, created = 0, dead = 0, retried = 0
+    var requests = 0, sent = 0, received = 0, delivered = 0, created = 0, dead = 0, retried = 0, rounds = 0
     let elapsed = try clock.measure {
-        while true {
+        // Bounded: a failing server must end the benchmark, not spin it.
+        while rounds < count {
+            rounds += 1
             let due = try outbox.nextBatch(limit: batch, now: Date())
             if due.isEmpty { break }
             let report = deliverer.deliver(due.map { DeliveryItem(id: $0.id.rawValue, reading: $0.reading, subject: $0.subject!) })
             requests += report.requests
             sent += report.bytesSent
             received += report.bytesReceived
-            var records: [DeliveryRecord] = []
-            for (id, outcome) in report.outcomes {
+            for outcome in report.outcomes.values {
                 switch outcome {
-                case .delivered(let status, let locations):
-                    records.append(DeliveryRecord(id: OutboxReadingID(rawValue: id), status: status, locations: locations))
-                    if status == 201 { created += 1 }
-                case .retry(let reason, _):
-                    retried += 1
-                    try outbox.scheduleRetry([OutboxReadingID(rawValue: id)], error: reason, notBefore: Date())
-                case .rejected(let status, let reason, let body):
-                    dead += 1
-                    try outbox.deadLetter(OutboxReadingID(rawValue: id), httpStatus: status, reason: reason, outcome: body, at: Date())
+                case .delivered(let status, _): delivered += 1; if status == 201 { created += 1 }
+                case .retry: retried += 1
+                case .rejected: dead += 1
                 }
             }
-            try outbox.markDelivered(records, at: Date())
-            delivered += records.count
+            guard !report.serverUnavailable else { fail("the server failed: \(report.outcomes.values.first.map { "\($0)" } ?? "")") }
+            for write in OutboxWrite.plan(report, retryAt: { _, _ in Date() }) { try write.apply(to: outbox, at: Date()) }
         }
     }
     print(JSONValue.object([("benchmark", "backlog-drain"), ("readings", .int(count)), ("batch", .int(batch)),

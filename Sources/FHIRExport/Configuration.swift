@@ -50,18 +50,15 @@ public struct GatewayIdentity: Sendable, Hashable {
 public enum SubjectReference: Sendable, Hashable {
     /// A conditional reference `Patient?identifier=SYSTEM|VALUE` that the server resolves in a transaction.
     case identifier(PatientIdentifier)
-    /// A Patient logical id already resolved on the server (`Patient/<id>`).
-    case resolved(logicalID: String)
     /// A Patient resolved on the server from its national identifier: referenced as `Patient/<id>`, while the
     /// observation identifiers keep using the national identifier, so that switching between conditional and
     /// resolved references never makes a second copy of a reading on the server.
-    case resolvedPatient(logicalID: String, identifier: PatientIdentifier)
+    case resolved(logicalID: String, identifier: PatientIdentifier)
 
     /// The part of the PHD observation identifier that names the patient (fhir-mapping.md §1.5).
     var identifierPart: String {
         switch self {
-        case .identifier(let patient), .resolvedPatient(_, let patient): patient.value + "-" + patient.system
-        case .resolved(let id): id
+        case .identifier(let patient), .resolved(_, let patient): patient.value + "-" + patient.system
         }
     }
 
@@ -73,7 +70,7 @@ public enum SubjectReference: Sendable, Hashable {
             ["reference": .string("Patient?" + identifierMatchQuery(system: patient.system, value: patient.value))]
         case .identifier(let patient):
             ["type": "Patient", "identifier": ["system": .string(patient.system), "value": .string(patient.value)]]
-        case .resolved(let id), .resolvedPatient(let id, _):
+        case .resolved(let id, _):
             ["reference": .string("Patient/" + id)]
         }
     }
@@ -103,7 +100,7 @@ extension SubjectReference {
     public var logicalID: String? {
         switch self {
         case .identifier: nil
-        case .resolved(let id), .resolvedPatient(let id, _): id
+        case .resolved(let id, _): id
         }
     }
 }

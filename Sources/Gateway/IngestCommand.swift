@@ -40,7 +40,7 @@ enum IngestCommand {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                     throw UsageError("cannot read \(file). Fix: check the path")
                 }
-                lines = text.split(whereSeparator: \.isNewline).map(String.init)
+                lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
             } else {
                 while let line = input() { lines.append(line) }
             }
@@ -87,22 +87,16 @@ final class IngestConnection {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
     private let fd: Int32
-    private var buffer: [UInt8] = []
+    private var reader: UnixSocket.LineReader
 
     init(path: String) throws(Failure) {
+        guard let (address, length) = UnixSocket.address(path) else {
+            throw Failure(description: "the socket path \(path) is too long for a Unix socket")
+        }
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "cannot create a socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
-            throw Failure(description: "the socket path \(path) is too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
+        reader = UnixSocket.LineReader(fd: fd, maximumBytes: 64 << 20)
+        guard UnixSocket.withSockaddr(address, { connect(fd, $0, length) }) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw Failure(description: "cannot reach vitalgated at \(path): \(reason). Fix: start the service (systemctl start vitalgated)")
@@ -113,29 +107,16 @@ final class IngestConnection {
 
     /// Sends one request line and waits for its answer line.
     func request(_ message: JSONValue) throws(Failure) -> JSONValue {
-        let bytes = Array((message.serialized() + "\n").utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if written < 0, errno == EINTR { continue }
-            guard written > 0 else { throw Failure(description: "the daemon closed the connection while sending") }
-            offset += written
+        guard UnixSocket.sendAll(Array((message.serialized() + "\n").utf8), to: fd) else {
+            throw Failure(description: "the daemon closed the connection while sending")
         }
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
-                do { return try JSONValue.parse(bytes: line) } catch {
-                    throw Failure(description: "the daemon's answer is not JSON: \(error)")
-                }
+        switch reader.next() {
+        case .line(let line):
+            do { return try JSONValue.parse(bytes: line) } catch {
+                throw Failure(description: "the daemon's answer is not JSON: \(error)")
             }
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else {
-                throw Failure(description: "the daemon closed the connection before answering; the readings may not be stored, send them again")
-            }
-            buffer.append(contentsOf: chunk[..<count])
+        case .closed, .tooLong:
+            throw Failure(description: "the daemon closed the connection before answering; the readings may not be stored, send them again")
         }
     }
 }

@@ -21,13 +21,12 @@ enum OutboxLocation {
                 throw UsageError("\(error)")
             }
         }
-        let path = directory + "/outbox.db"
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw UsageError("there is no Outbox at \(path). Fix: give the daemon's --config or --state-dir")
-        }
+        let path = DaemonConfiguration.outboxPath(in: directory)
         var options = OutboxOptions()
         options.role = .operator
-        do { return (try Outbox(path: path, options: options), path) } catch { throw UsageError("cannot open \(path): \(error)") }
+        do { return (try Outbox(path: path, options: options), path) } catch {
+            throw UsageError("\(error) Or give the daemon's --config or --state-dir")
+        }
     }
 }
 
@@ -137,7 +136,8 @@ enum DeadLettersCommand {
         \(OutboxLocation.help)
         """
 
-    static func run(_ rawArguments: [String], input: () -> String?) -> CommandResult {
+    /// `actor` is who the audit trail names; the login name by default.
+    static func run(_ rawArguments: [String], input: () -> String?, actor: String = operatorName()) -> CommandResult {
         if rawArguments.contains("--help") { return CommandResult(stdout: usage + "\n") }
         do {
             let arguments = try Arguments(rawArguments, flags: ["yes"], options: OutboxLocation.options, command: "dead-letters")
@@ -147,9 +147,8 @@ enum DeadLettersCommand {
             let text = arguments.operands[1]
             if text == "all", arguments.operands[0] == "retry" {
                 let (outbox, _) = try OutboxLocation.open(arguments)
-                let dead = try outbox.readings(in: .dead, limit: Int.max)
-                for reading in dead { try outbox.retryDeadLetter(reading.id, actor: operatorName()) }
-                return CommandResult(stdout: "\(dead.count) dead letter(s) back in the queue\n")
+                let count = try outbox.retryAllDeadLetters(actor: actor)
+                return CommandResult(stdout: "\(count) dead letter(s) back in the queue\n")
             }
             guard let number = Int64(text.hasPrefix("r") ? String(text.dropFirst()) : text), number > 0 else {
                 throw UsageError("\(text) is not a reading id; `vitalgate queue` lists them (e.g. r17)")
@@ -160,7 +159,6 @@ enum DeadLettersCommand {
                 return CommandResult(stderr: "vitalgate dead-letters: r\(number) is not a dead letter. Fix: `vitalgate queue` lists them\n",
                                      exitCode: 1)
             }
-            let actor = operatorName()
             if arguments.operands[0] == "retry" {
                 try outbox.retryDeadLetter(id, actor: actor)
                 return CommandResult(stdout: "r\(number) is back in the queue; the daemon sends it with the next batch\n")

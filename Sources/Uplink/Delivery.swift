@@ -23,16 +23,36 @@ public enum DeliveryOutcome: Sendable, Hashable {
     /// The server holds it: 201 (created now) or 200 (it was already there; conditional create matched).
     case delivered(status: Int, locations: [String])
     /// Not delivered this time for a reason that passes (network, 408, 429, 5xx, an unreadable reply, refused
-    /// credentials): try again later, after `retryAfter` when the server said so.
-    case retry(reason: String, retryAfter: Duration?)
+    /// credentials): try again later, after `retryAfter` when the server said so. `reason` is for the operator
+    /// (it may quote the server, and so the patient); `cause` is safe for the journal.
+    case retry(reason: String, cause: RetryCause, retryAfter: Duration?)
     /// The server refused this reading itself (a 4xx isolated to it, or it cannot be expressed in FHIR): it goes
     /// to the dead letters with the server's reason, and the rest of the queue moves on.
     case rejected(status: Int?, reason: String, outcome: String?)
 }
 
+/// Why a reading waits for another attempt, in words the journal may carry (never the server's text).
+public enum RetryCause: String, Sendable, Hashable {
+    case network = "network"
+    case accessToken = "no access token"
+    case serverError = "server error or overload"
+    case unreadableReply = "a reply that is not FHIR"
+    case authorization = "credentials refused"
+    case redirect = "redirected"
+    case wrongAddress = "no FHIR endpoint at the base URL"
+    case notFHIR = "a refusal that is not a FHIR OperationOutcome"
+    case entryFailed = "an entry failed"
+    case notAttempted = "not attempted"
+}
+
 /// The outcomes of one `deliver` call and what it cost on the wire.
 public struct DeliveryReport: Sendable {
     public var outcomes: [Int64: DeliveryOutcome] = [:]
+    /// The server, or the way to it, failed as a whole (network, 5xx, credentials, wrong address): the caller
+    /// should back off before the next call. Failures of single readings do not set it.
+    public var serverUnavailable = false
+    /// The longest `Retry-After` the server asked for.
+    public var retryAfter: Duration?
     public var requests = 0
     public var bytesSent = 0
     public var bytesReceived = 0
@@ -54,7 +74,7 @@ public final class Deliverer: Sendable {
         self.http = http
         self.authenticator = authenticator
         exporter = FHIRExporter(configuration: configuration.export)
-        resolver = PatientResolver(baseURL: configuration.baseURL)
+        resolver = PatientResolver()
     }
 
     /// Sends `items` (at most `batchSize` per request) and says what became of each.
@@ -70,14 +90,17 @@ public final class Deliverer: Sendable {
             }
             start += batch.count
             // Once the server is unreachable or overloaded, the rest of this call would fail the same way.
-            if batch.contains(where: { if case .retry = session.outcomes[$0.id] { true } else { false } }) {
+            if session.serverUnavailable {
                 for item in items[start...] {
-                    session.outcomes[item.id] = .retry(reason: "not attempted: the batch before it failed", retryAfter: nil)
+                    session.outcomes[item.id] = .retry(reason: "not attempted: the server was unavailable", cause: .notAttempted,
+                                                       retryAfter: session.retryAfter)
                 }
                 break
             }
         }
         report.outcomes = session.outcomes
+        report.serverUnavailable = session.serverUnavailable
+        report.retryAfter = session.retryAfter
         report.requests = session.requests
         report.bytesSent = session.bytesSent
         report.bytesReceived = session.bytesReceived
@@ -88,19 +111,71 @@ public final class Deliverer: Sendable {
 /// How one HTTP exchange ended, from the delivery's point of view.
 enum Exchange {
     case response(HTTPResponse)
-    /// Nothing usable came back; retry everything in the request.
-    case transient(String, retryAfter: Duration?)
+    /// Nothing usable came back (network, no token); retry everything in the request.
+    case transient(String, cause: RetryCause, retryAfter: Duration?)
+}
+
+/// What an answer means for the readings in the request (ARCHITECTURE §7.3), decided in one place for
+/// transactions, single creates and Patient searches alike.
+enum Verdict {
+    case accepted
+    /// The server or the way to it failed as a whole: retry everything, back off.
+    case unavailable(String, cause: RetryCause, retryAfter: Duration?)
+    /// The FHIR server refused the content with an OperationOutcome: split, and alone a dead letter.
+    case refused(String, body: String?)
+    /// A 4xx that is not the FHIR server speaking (a gateway's page): split, and alone a retry, never a dead
+    /// letter, because nothing says the reading is at fault.
+    case unexplained(String)
+
+    init(_ response: HTTPResponse, baseURL: String) {
+        let status = response.status
+        let reason = ServerReply.reason(status: status, body: response.body)
+        switch StatusClass(status) {
+        case .success:
+            self = .accepted
+        case .transient:
+            var after: Duration?
+            if status == 429 || status == 503, let value = response.header("retry-after") { after = retryAfter(value, now: Date()) }
+            self = .unavailable(reason, cause: .serverError, retryAfter: after)
+        case .authorization:
+            self = .unavailable(reason + ". Fix: check the server credentials in the configuration (auth) and the client's scopes",
+                                cause: .authorization, retryAfter: nil)
+        case .redirect:
+            let target = response.header("location").map { " to \($0)" } ?? ""
+            self = .unavailable("HTTP \(status): the server redirected\(target). Fix: set server.baseURL to the FHIR base itself",
+                                cause: .redirect, retryAfter: nil)
+        case .rejected where ServerReply.isOperationOutcome(response.body):
+            self = .refused(reason, body: ServerReply.keptBody(response.body))
+        case .rejected where status == 404 || status == 405:
+            self = .unavailable("HTTP \(status) without a FHIR OperationOutcome: nothing at \(baseURL) answers as a FHIR server. "
+                + "Fix: check server.baseURL, or set server.mode to single-requests for a server without transactions",
+                                cause: .wrongAddress, retryAfter: nil)
+        case .rejected:
+            self = .unexplained(reason + ", not a FHIR OperationOutcome. Fix: check what stands between the hub and the FHIR server (proxy, gateway)")
+        }
+    }
 }
 
 /// The state of one `deliver` call: outcomes so far and request counters.
 struct Session {
     let deliverer: Deliverer
     var outcomes: [Int64: DeliveryOutcome] = [:]
+    var serverUnavailable = false
+    var retryAfter: Duration?
     var requests = 0
     var bytesSent = 0
     var bytesReceived = 0
+    /// In single-requests mode: the server's references for the devices already sent in this call.
+    var deviceReferences: [String: String] = [:]
 
     init(deliverer: Deliverer) { self.deliverer = deliverer }
+
+    /// Records that the server failed as a whole, for every reading in `ids`.
+    mutating func unavailable(_ ids: [Int64], _ reason: String, cause: RetryCause, retryAfter after: Duration?) {
+        serverUnavailable = true
+        if let after { retryAfter = max(retryAfter ?? .zero, after) }
+        for id in ids { outcomes[id] = .retry(reason: reason, cause: cause, retryAfter: after) }
+    }
 
     var configuration: UplinkConfiguration { deliverer.configuration }
 
@@ -118,8 +193,8 @@ struct Session {
             case .conditional: subject = .identifier(item.subject)
             case .resolved:
                 switch resolvePatient(item) {
-                case .found(let id): subject = .resolvedPatient(logicalID: id, identifier: item.subject)
-                case .failed(let outcome): outcomes[item.id] = outcome; continue
+                case .found(let id): subject = .resolved(logicalID: id, identifier: item.subject)
+                case .failed: continue
                 }
             }
             do {
@@ -137,8 +212,8 @@ struct Session {
         let bundle = builder.build()
 
         switch post(path: "", body: bundle, extraHeaders: []) {
-        case .transient(let reason, let retryAfter):
-            for (item, _) in prepared { outcomes[item.id] = .retry(reason: reason, retryAfter: retryAfter) }
+        case .transient(let reason, let cause, let retryAfter):
+            unavailable(prepared.map(\.item.id), reason, cause: cause, retryAfter: retryAfter)
         case .response(let response):
             settle(response, prepared: prepared, bundle: bundle)
         }
@@ -148,14 +223,13 @@ struct Session {
     mutating func settle(_ response: HTTPResponse, prepared: [(item: DeliveryItem, resources: ReadingResources)],
                          bundle: JSONValue) {
         let items = prepared.map(\.item)
-        let status = response.status
-        switch StatusClass(status) {
-        case .success:
+        switch Verdict(response, baseURL: configuration.baseURL) {
+        case .accepted:
             guard let entries = ServerReply.entryResponses(response.body), case .array(let sent)? = bundle["entry"],
                   entries.count == sent.count else {
                 // The server may have stored it; conditional create makes sending it again safe.
-                let reason = "HTTP \(status) with a reply that is not a transaction-response for this Bundle"
-                for item in items { outcomes[item.id] = .retry(reason: reason, retryAfter: nil) }
+                unavailable(items.map(\.id), "HTTP \(response.status) with a reply that is not a transaction-response for this Bundle",
+                            cause: .unreadableReply, retryAfter: nil)
                 return
             }
             var responseByURL: [String: ServerReply.EntryResponse] = [:]
@@ -167,50 +241,30 @@ struct Session {
                 let answers = mine.compactMap { responseByURL[$0.fullUrl] }
                 outcomes[item.id] = outcome(entries: answers, expected: mine.count)
             }
-        case .transient:
-            let reason = ServerReply.reason(status: status, body: response.body)
-            let after = serverRetryAfter(response)
-            for item in items { outcomes[item.id] = .retry(reason: reason, retryAfter: after) }
-        case .authorization:
-            let reason = ServerReply.reason(status: status, body: response.body)
-                + ". Fix: check the server credentials in the configuration (auth) and the client's scopes"
-            for item in items { outcomes[item.id] = .retry(reason: reason, retryAfter: nil) }
-        case .redirect:
-            let target = response.header("location").map { " to \($0)" } ?? ""
-            let reason = "HTTP \(status): the server redirected\(target). Fix: set server.baseURL to the FHIR base itself"
-            for item in items { outcomes[item.id] = .retry(reason: reason, retryAfter: nil) }
-        case .rejected where !ServerReply.isOperationOutcome(response.body) && [404, 405].contains(status):
-            // Not the server refusing these readings, but no FHIR endpoint taking transactions at this address.
-            let reason = "HTTP \(status) without a FHIR OperationOutcome: nothing at \(configuration.baseURL) takes FHIR "
-                + "transactions. Fix: check server.baseURL, or set server.mode to single-requests for a server without transactions"
-            for item in items { outcomes[item.id] = .retry(reason: reason, retryAfter: nil) }
-        case .rejected where items.count == 1 && !ServerReply.isOperationOutcome(response.body):
-            // Only a FHIR server's own OperationOutcome condemns a reading; a gateway's HTML page does not.
-            let reason = ServerReply.reason(status: status, body: response.body)
-                + ", not a FHIR OperationOutcome. Fix: check what stands between the hub and the FHIR server (proxy, gateway)"
-            outcomes[items[0].id] = .retry(reason: reason, retryAfter: nil)
-        case .rejected:
-            if items.count > 1 {
-                let half = prepared.count / 2
-                transaction(Array(items[..<half]))
-                transaction(Array(items[half...]))
-            } else {
-                outcomes[items[0].id] = .rejected(status: status, reason: ServerReply.reason(status: status, body: response.body),
-                                                  outcome: ServerReply.keptBody(response.body))
-            }
+        case .unavailable(let reason, let cause, let retryAfter):
+            unavailable(items.map(\.id), reason, cause: cause, retryAfter: retryAfter)
+        case .refused where items.count > 1, .unexplained where items.count > 1:
+            let half = items.count / 2
+            transaction(Array(items[..<half]))
+            transaction(Array(items[half...]))
+        case .refused(let reason, let body):
+            outcomes[items[0].id] = .rejected(status: response.status, reason: reason, outcome: body)
+        case .unexplained(let reason):
+            outcomes[items[0].id] = .retry(reason: reason, cause: .notFHIR, retryAfter: nil)
         }
     }
 
     /// One reading's outcome from its entries' answers in a 2xx transaction-response.
     func outcome(entries: [ServerReply.EntryResponse], expected: Int) -> DeliveryOutcome {
         guard entries.count == expected else {
-            return .retry(reason: "the server's reply lacks entries for this reading", retryAfter: nil)
+            return .retry(reason: "the server's reply lacks entries for this reading", cause: .entryFailed, retryAfter: nil)
         }
         if let bad = entries.first(where: { !(200...299).contains($0.status) }) {
             let reason = "entry answered \(bad.status)" + (bad.outcome.flatMap(ServerReply.issueText).map { ": " + $0 } ?? "")
+            let kept = bad.outcome.flatMap { ServerReply.keptBody(Array($0.serialized().utf8)) }
             switch StatusClass(bad.status) {
-            case .rejected: return .rejected(status: bad.status, reason: reason, outcome: bad.outcome?.serialized())
-            default: return .retry(reason: reason, retryAfter: nil)
+            case .rejected: return .rejected(status: bad.status, reason: reason, outcome: kept)
+            default: return .retry(reason: reason, cause: .entryFailed, retryAfter: nil)
             }
         }
         let observations = entries.dropFirst()
@@ -220,57 +274,61 @@ struct Session {
 
     // MARK: Single requests
 
-    /// Sends one reading as single conditional creates: the devices, then its Observations with references
-    /// rewritten to the ids the server gave.
+    /// Sends one reading as single conditional creates: the devices (once per call), then its Observations with
+    /// references rewritten to the ids the server gave.
     mutating func single(_ item: DeliveryItem) {
         let patientID: String
         switch resolvePatient(item) {
         case .found(let id): patientID = id
-        case .failed(let outcome): outcomes[item.id] = outcome; return
+        case .failed: return
         }
         let resources: ReadingResources
         do {
             resources = try deliverer.exporter.resources(for: item.reading,
-                                                         subject: .resolvedPatient(logicalID: patientID, identifier: item.subject),
+                                                         subject: .resolved(logicalID: patientID, identifier: item.subject),
                                                          forTransaction: false, identifyByReceipt: item.identifyByReceipt)
         } catch {
             outcomes[item.id] = .rejected(status: nil, reason: "cannot be expressed in FHIR: \(error)", outcome: nil)
             return
         }
-        var references: [String: String] = [:]
+        var references = deviceReferences
         var locations: [String] = []
         var created = false
-        for entry in [deliverer.exporter.gatewayDevice, resources.device] + resources.observations {
+        for entry in [deliverer.exporter.gatewayDevice, resources.device] + resources.observations
+        where references[entry.fullUrl] == nil {
             let resource = Self.rewritingReferences(entry.resource, references)
             let headers = entry.ifNoneExist.map { [(name: "If-None-Exist", value: $0)] } ?? []
+            let response: HTTPResponse
             switch post(path: "/" + entry.resourceType, body: resource, extraHeaders: headers) {
-            case .transient(let reason, let retryAfter):
-                outcomes[item.id] = .retry(reason: reason, retryAfter: retryAfter)
+            case .transient(let reason, let cause, let retryAfter):
+                unavailable([item.id], reason, cause: cause, retryAfter: retryAfter)
                 return
-            case .response(let response):
-                let status = response.status
-                switch StatusClass(status) {
-                case .success:
-                    guard let location = response.header("location") ?? Self.locationFromBody(response.body),
-                          let reference = ServerReply.reference(fromLocation: location, resourceType: entry.resourceType) else {
-                        outcomes[item.id] = .retry(reason: "HTTP \(status) without a Location for the new \(entry.resourceType)",
-                                                   retryAfter: nil)
-                        return
-                    }
-                    references[entry.fullUrl] = reference
-                    if entry.resourceType == "Observation" {
-                        locations.append(location)
-                        created = created || status == 201
-                    }
-                case .rejected where ServerReply.isOperationOutcome(response.body):
-                    outcomes[item.id] = .rejected(status: status, reason: ServerReply.reason(status: status, body: response.body),
-                                                  outcome: ServerReply.keptBody(response.body))
-                    return
-                case .rejected, .transient, .authorization, .redirect:
-                    outcomes[item.id] = .retry(reason: ServerReply.reason(status: status, body: response.body),
-                                               retryAfter: serverRetryAfter(response))
+            case .response(let answer):
+                response = answer
+            }
+            switch Verdict(response, baseURL: configuration.baseURL) {
+            case .accepted:
+                guard let location = response.header("location") ?? Self.locationFromBody(response.body),
+                      let reference = ServerReply.reference(fromLocation: location, resourceType: entry.resourceType) else {
+                    outcomes[item.id] = .retry(reason: "HTTP \(response.status) without a Location for the new \(entry.resourceType)",
+                                               cause: .unreadableReply, retryAfter: nil)
                     return
                 }
+                references[entry.fullUrl] = reference
+                if entry.resourceType == "Device" { deviceReferences[entry.fullUrl] = reference }
+                if entry.resourceType == "Observation" {
+                    locations.append(location)
+                    created = created || response.status == 201
+                }
+            case .unavailable(let reason, let cause, let retryAfter):
+                unavailable([item.id], reason, cause: cause, retryAfter: retryAfter)
+                return
+            case .refused(let reason, let body):
+                outcomes[item.id] = .rejected(status: response.status, reason: reason, outcome: body)
+                return
+            case .unexplained(let reason):
+                outcomes[item.id] = .retry(reason: reason, cause: .notFHIR, retryAfter: nil)
+                return
             }
         }
         outcomes[item.id] = .delivered(status: created ? 201 : 200, locations: locations)
@@ -303,39 +361,45 @@ struct Session {
 
     enum Resolution {
         case found(String)
-        case failed(DeliveryOutcome)
+        /// The reading's outcome is recorded.
+        case failed
     }
 
     mutating func resolvePatient(_ item: DeliveryItem) -> Resolution {
         if let id = deliverer.resolver.cached(item.subject) { return .found(id) }
         let query = "/Patient?" + identifierMatchQuery(system: item.subject.system, value: item.subject.value) + "&_elements=id"
+        let response: HTTPResponse
         switch get(path: query) {
-        case .transient(let reason, let retryAfter):
-            return .failed(.retry(reason: reason, retryAfter: retryAfter))
-        case .response(let response):
-            switch StatusClass(response.status) {
-            case .success:
-                switch PatientResolver.ids(inSearchSet: response.body) {
-                case .some(let ids) where ids.count == 1:
-                    deliverer.resolver.remember(item.subject, id: ids[0])
-                    return .found(ids[0])
-                case .some(let ids) where ids.isEmpty:
-                    return .failed(.rejected(status: 404, reason: "the server has no Patient with this reading's identifier. Fix: "
-                        + "register the citizen on the server, then retry the dead letter", outcome: nil))
-                case .some:
-                    return .failed(.rejected(status: 412, reason: "the server has several Patients with this reading's "
-                        + "identifier, so it cannot be attributed safely. Fix: merge them on the server, then retry", outcome: nil))
-                case .none:
-                    return .failed(.retry(reason: "HTTP \(response.status) with a reply that is not a search Bundle", retryAfter: nil))
-                }
-            case .rejected:
-                return .failed(.rejected(status: response.status, reason: ServerReply.reason(status: response.status, body: response.body),
-                                         outcome: ServerReply.keptBody(response.body)))
-            case .transient, .authorization, .redirect:
-                return .failed(.retry(reason: ServerReply.reason(status: response.status, body: response.body),
-                                      retryAfter: serverRetryAfter(response)))
-            }
+        case .transient(let reason, let cause, let retryAfter):
+            unavailable([item.id], reason, cause: cause, retryAfter: retryAfter)
+            return .failed
+        case .response(let answer):
+            response = answer
         }
+        switch Verdict(response, baseURL: configuration.baseURL) {
+        case .accepted:
+            switch PatientResolver.ids(inSearchSet: response.body) {
+            case .some(let ids) where ids.count == 1:
+                deliverer.resolver.remember(item.subject, id: ids[0])
+                return .found(ids[0])
+            case .some(let ids) where ids.isEmpty:
+                outcomes[item.id] = .rejected(status: 404, reason: "the server has no Patient with this reading's identifier. Fix: "
+                    + "register the citizen on the server, then retry the dead letter", outcome: nil)
+            case .some:
+                outcomes[item.id] = .rejected(status: 412, reason: "the server has several Patients with this reading's "
+                    + "identifier, so it cannot be attributed safely. Fix: merge them on the server, then retry", outcome: nil)
+            case .none:
+                unavailable([item.id], "HTTP \(response.status) with a reply that is not a search Bundle", cause: .unreadableReply,
+                            retryAfter: nil)
+            }
+        case .unavailable(let reason, let cause, let retryAfter):
+            unavailable([item.id], reason, cause: cause, retryAfter: retryAfter)
+        case .refused(let reason, let body):
+            outcomes[item.id] = .rejected(status: response.status, reason: reason, outcome: body)
+        case .unexplained(let reason):
+            outcomes[item.id] = .retry(reason: reason, cause: .notFHIR, retryAfter: nil)
+        }
+        return .failed
     }
 
     // MARK: HTTP
@@ -361,7 +425,7 @@ struct Session {
                     request.headers.append((name: "Authorization", value: authorization))
                 }
             } catch {
-                return .transient("cannot get an access token: \(error)", retryAfter: nil)
+                return .transient("cannot get an access token: \(error)", cause: .accessToken, retryAfter: error.retryAfter)
             }
             requests += 1
             bytesSent += body?.count ?? 0
@@ -369,7 +433,7 @@ struct Session {
             do {
                 response = try deliverer.http.send(request)
             } catch {
-                return .transient("\(error)", retryAfter: nil)
+                return .transient("\(error)", cause: .network, retryAfter: nil)
             }
             bytesReceived += response.body.count
             if response.status == 401, !renewed {
@@ -381,10 +445,6 @@ struct Session {
         }
     }
 
-    func serverRetryAfter(_ response: HTTPResponse) -> Duration? {
-        guard response.status == 429 || response.status == 503, let value = response.header("retry-after") else { return nil }
-        return retryAfter(value, now: Date())
-    }
 }
 
 /// What a status means for delivery (ARCHITECTURE §7.3).

@@ -4,10 +4,7 @@ import VitalModel
 /// Patient logical ids found by identifier search, cached for the life of the process: a citizen's record
 /// does not move, and a stale id would fail loudly (404) rather than misattribute.
 final class PatientResolver: Sendable {
-    let baseURL: String
     private let cache = Mutex<[PatientIdentifier: String]>([:])
-
-    init(baseURL: String) { self.baseURL = baseURL }
 
     func cached(_ patient: PatientIdentifier) -> String? { cache.withLock { $0[patient] } }
 

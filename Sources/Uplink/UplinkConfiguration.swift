@@ -60,10 +60,11 @@ public struct Backoff: Sendable, Hashable {
 
     /// The wait after `failures` consecutive failures (1 for the first): `initial · 2^(failures-1)` capped at
     /// `maximum`, then a random point in its upper half, so that many hubs coming back after an outage do not
-    /// all knock at once. A server's `Retry-After` takes precedence when given.
+    /// all knock at once. A server's `Retry-After` takes precedence when given, but never below `initial`: a
+    /// `Retry-After: 0`, or a date in the past on a hub whose clock is not yet set, must not make a tight loop.
     public func delay(afterFailures failures: Int, retryAfter: Duration?,
                       using generator: inout some RandomNumberGenerator) -> Duration {
-        if let retryAfter { return min(max(retryAfter, .zero), maximumRetryAfter) }
+        if let retryAfter { return min(max(retryAfter, initial), maximumRetryAfter) }
         var ceiling = initial
         for _ in 1..<max(1, min(failures, 64)) where ceiling < maximum { ceiling *= 2 }
         ceiling = min(ceiling, maximum)

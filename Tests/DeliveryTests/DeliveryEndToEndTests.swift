@@ -82,4 +82,30 @@ struct DeliveryEndToEndTests {
         #expect(queue.counts[.dead] == 1 && queue.counts[.delivered] == 9)
         #expect(try observationCopies(server, patientID: patientID, device: device).count == 9)
     }
+
+    /// A device whose clock did not advance gives two different readings the same device time (and another
+    /// sends two under one time with different sequence numbers); the server must keep both, also when they
+    /// arrive in different batches and the first is long delivered.
+    @Test("readings sharing a device time each reach the server", arguments: [false, true])
+    func stuckClock(differentSequence: Bool) throws {
+        let (server, patientID) = try SharedServers.open.get()
+        let device = uniqueDevice()
+        var first = bloodPressure(7, device: device, systolic: 121)
+        var second = bloodPressure(7, device: device, systolic: 135)
+        second.receivedAt.instant += 90
+        if differentSequence {
+            first.sequenceNumber = 1
+            second.sequenceNumber = 2
+            second.values = first.values
+        }
+        let (outbox, directory) = try temporaryOutbox()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        _ = try outbox.ingest([IncomingReading(reading: first, subject: citizen)])
+        #expect(try drain(outbox, deliverer(server.baseURL)).created == 1)
+        let outcome = try outbox.ingest([IncomingReading(reading: second, subject: citizen)])
+        guard case .stored? = outcome.first else { Issue.record("the second reading was not stored: \(outcome)"); return }
+        #expect(try drain(outbox, deliverer(server.baseURL)).created == 1)
+        let copies = try observationCopies(server, patientID: patientID, device: device)
+        #expect(copies.count == 2 && copies.values.allSatisfy { $0 == 1 }, "\(copies)")
+    }
 }

@@ -1,4 +1,5 @@
 import FHIRExport
+import Gateway
 import Foundation
 import Outbox
 import Testing
@@ -14,7 +15,7 @@ let hubIdentity = GatewayIdentity.derived(fromEthernet: EUI48("02:00:5E:10:00:03
 /// own time bound.
 enum SharedServers {
     /// No authentication, the demo citizen registered.
-    nonisolated(unsafe) static var open: Result<(LocalFHIRServer, patientID: String), TestProcessError> = {
+    static let open: Result<(LocalFHIRServer, patientID: String), TestProcessError> = {
         Result { () throws(TestProcessError) -> (LocalFHIRServer, patientID: String) in
             let server = try LocalFHIRServer.start()
             return (server, try server.createPatient(system: citizen.system, value: citizen.value))
@@ -75,33 +76,29 @@ struct DrainSummary {
     var rejected: [Int64: String] = [:]
 }
 
-/// Delivers everything due until nothing is pending, recording outcomes in the Outbox as the daemon does but
-/// without waiting out the backoff (a bounded number of rounds keeps a broken server from hanging the test).
+/// Delivers everything due until nothing is pending, recording outcomes in the Outbox as the daemon does
+/// (`OutboxWrite`) but without waiting out the backoff (a bounded number of rounds keeps a broken server from
+/// hanging the test).
 func drain(_ outbox: Outbox, _ deliverer: Deliverer, maximumRounds: Int = 500, expectDrained: Bool = true) throws -> DrainSummary {
     var summary = DrainSummary()
     while summary.rounds < maximumRounds {
         let due = try outbox.nextBatch(limit: 40, now: Date().addingTimeInterval(3600))
         if due.isEmpty { return summary }
         summary.rounds += 1
-        let report = deliverer.deliver(due.map { DeliveryItem(id: $0.id.rawValue, reading: $0.reading, subject: $0.subject!) })
+        let report = deliverer.deliver(due.map {
+            DeliveryItem(id: $0.id.rawValue, reading: $0.reading, subject: $0.subject!, identifyByReceipt: $0.identifyByReceipt)
+        })
         summary.requests += report.requests
-        var records: [DeliveryRecord] = []
-        for (id, outcome) in report.outcomes.sorted(by: { $0.key < $1.key }) {
-            let readingID = OutboxReadingID(rawValue: id)
+        for (id, outcome) in report.outcomes {
             switch outcome {
-            case .delivered(let status, let locations):
-                records.append(DeliveryRecord(id: readingID, status: status, locations: locations))
-                if status == 201 { summary.created += 1 } else { summary.alreadyThere += 1 }
-            case .retry(let reason, _):
+            case .delivered(let status, _): if status == 201 { summary.created += 1 } else { summary.alreadyThere += 1 }
+            case .retry(let reason, _, _):
                 summary.retried += 1
                 summary.retryReasons.append(reason)
-                try outbox.scheduleRetry([readingID], error: reason, notBefore: Date())
-            case .rejected(let status, let reason, let body):
-                summary.rejected[id] = reason
-                try outbox.deadLetter(readingID, httpStatus: status, reason: reason, outcome: body, at: Date())
+            case .rejected(_, let reason, _): summary.rejected[id] = reason
             }
         }
-        try outbox.markDelivered(records, at: Date())
+        for write in OutboxWrite.plan(report, retryAt: { _, _ in Date() }) { try write.apply(to: outbox, at: Date()) }
     }
     if expectDrained { Issue.record("the Outbox did not drain in \(maximumRounds) rounds; last reasons: \(summary.retryReasons.suffix(3))") }
     return summary

@@ -146,7 +146,7 @@ struct ObservationMappingTests {
         let error = try #require(throws: ExportError.self) { try exporter.collectionBundle([anonymous], subject: demoSubject) }
         #expect(error.description.contains("Bluetooth address"))
         #expect(throws: ExportError.self) {
-            try exporter.collectionBundle([try bloodPressure("00BDF00B009FF0")], subject: .resolved(logicalID: "a/b"))
+            try exporter.collectionBundle([try bloodPressure("00BDF00B009FF0")], subject: .resolved(logicalID: "a/b", identifier: demoPatient))
         }
     }
 }

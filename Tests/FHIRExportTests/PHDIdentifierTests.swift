@@ -39,13 +39,14 @@ struct PHDIdentifierTests {
         #expect(identifier.description == "0060190001A2B3C4-p-1-149530-690897390.567+4..1.000-150588")
     }
 
-    @Test("System ID wins over the Bluetooth address; a resolved Patient id replaces value-system")
+    @Test("System ID wins over the Bluetooth address; a resolved Patient keeps its national identifier in the identifier")
     func deviceAndPatientParts() throws {
         var device = cuff
         device.systemID = EUI64("C4-F3-12-FF-FE-53-F2-C9")
         let reading = try bloodPressure("02800052006100E9070601071E00", device: device)
-        let found = observations(try exporter.collectionBundle([reading], subject: .resolved(logicalID: "123")))
-        #expect(at(found["150020"], "identifier", 0, "value") == "C4F312FFFE53F2C9-123-150020-802078200")
+        let found = observations(try exporter.collectionBundle([reading], subject: .resolved(logicalID: "123", identifier: demoPatient)))
+        #expect(at(found["150020"], "identifier", 0, "value")
+                == "C4F312FFFE53F2C9-099199000001-http://fhir.hl7.org.vn/core/sid/cccd-150020-802078200")
         #expect(at(found["150020"], "subject", "reference") == "Patient/123")
     }
 

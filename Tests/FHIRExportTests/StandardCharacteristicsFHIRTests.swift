@@ -31,7 +31,7 @@ struct StandardCharacteristicsFHIRTests {
         let reading = try Self.reading(uuid, hex)
         try expectValid(try exporter.collectionBundle([reading], subject: demoSubject), "collection of \(uuid) \(hex)")
         try expectValid(try exporter.transactionBundle([(reading, demoSubject)]), "transaction of \(uuid) \(hex)")
-        let collection = try exporter.collectionBundle([reading], subject: .resolved(logicalID: "p1"))
+        let collection = try exporter.collectionBundle([reading], subject: .resolved(logicalID: "p1", identifier: demoPatient))
         guard case .array(let entries)? = collection["entry"] else { Issue.record("no entries"); return }
         for entry in entries { try expectValid(try #require(entry["resource"]), "resource of \(uuid) \(hex)") }
     }
@@ -79,7 +79,7 @@ struct StandardCharacteristicsFHIRTests {
     ])
     func catchesWrongUnits(_ code: String, _ unit: String) throws {
         let found = observations(try exporter.collectionBundle([try Self.reading("2A9D", Self.cases[2].1)],
-                                                               subject: .resolved(logicalID: "p1")))
+                                                               subject: .resolved(logicalID: "p1", identifier: demoPatient)))
         let good = try #require(found[code])
         try expectValid(good, "unbroken \(code)")
         let broken = editing(good, ["valueQuantity", "code"], .string(unit))

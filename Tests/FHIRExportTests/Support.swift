@@ -6,7 +6,8 @@ import FHIRExport
 import VitalGateTestKit
 
 let vietnam = IdentifierSystems.vietnam
-let demoSubject = SubjectReference.identifier(vietnam.demoPatient)
+let demoPatient = vietnam.demoPatient
+let demoSubject = SubjectReference.identifier(demoPatient)
 let gateway = GatewayIdentity(systemID: EUI64("00-00-5E-FF-FE-00-53-00")!, ethernetAddress: EUI48("00-00-5E-00-53-00"),
                               softwareVersion: "0.1.0", timeSync: .sntpv4)
 let exporter = FHIRExporter(configuration: FHIRExportConfiguration(gateway: gateway))

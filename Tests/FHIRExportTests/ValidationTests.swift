@@ -59,7 +59,7 @@ struct ValidationTests {
     ])
     func catchesMistakes(_ what: String, _ path: [any Sendable], _ replacement: JSONValue?) throws {
         let reading = try bloodPressure("167C0056006100E807060F11111B33000000")
-        let good = try #require(observations(try exporter.collectionBundle([reading], subject: .resolved(logicalID: "p1")))["150020"])
+        let good = try #require(observations(try exporter.collectionBundle([reading], subject: .resolved(logicalID: "p1", identifier: demoPatient)))["150020"])
         try expectValid(good, "unbroken control")
         let broken = editing(good, path.map { $0 as Any }, replacement)
         #expect(broken != good, "the edit must change the resource")

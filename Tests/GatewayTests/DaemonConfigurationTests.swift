@@ -35,17 +35,31 @@ struct DaemonConfigurationTests {
               "outbox": {"reservedFreeMiB": 16}
             }
             """)
-        #expect(configuration.uplink.baseURL == "https://fhir.example.vn/r4")
-        #expect(configuration.uplink.mode == .singleRequests && configuration.uplink.subjectStyle == .resolved)
-        #expect(configuration.uplink.batchSize == 20 && !configuration.uplink.export.claimProfiles)
+        let uplink = try configuration.uplinkConfiguration(hostAddress: { nil })
+        #expect(uplink.baseURL == "https://fhir.example.vn/r4")
+        #expect(uplink.mode == .singleRequests && uplink.subjectStyle == .resolved)
+        #expect(uplink.batchSize == 20 && !uplink.export.claimProfiles)
         #expect(configuration.owner == PatientIdentifier(system: IdentifierSystems.vietnam.citizenID, value: "099199000001"))
         #expect(configuration.tls.clientKeyPath == "/etc/vitalgate/hub.key")
         #expect(configuration.outboxPath == "/var/lib/vitalgate/outbox.db")
         #expect(configuration.ingestSocket == "/var/lib/vitalgate/ingest.sock")
         #expect(configuration.reservedFreeBytes == 16 << 20)
-        #expect(configuration.uplink.export.gateway.systemID.description == "DC-A6-32-FF-FE-01-02-03")
+        #expect(uplink.export.gateway.systemID.description == "DC-A6-32-FF-FE-01-02-03")
         guard case .smartBackendServices(let smart) = configuration.auth else { Issue.record("auth: \(configuration.auth)"); return }
         #expect(smart.algorithm == .rs384 && smart.keyID == "k1" && smart.tokenURL == nil)
+    }
+
+    @Test("without a configured MAC the machine's is used, and a machine without one is a clear error")
+    func hubIdentity() throws {
+        let configuration = try load(#"{"server": {"baseURL": "https://x"}}"#)
+        let derived = try configuration.uplinkConfiguration(hostAddress: { EUI48("02:11:22:33:44:55") })
+        #expect(derived.export.gateway.systemID.description == "02-11-22-FF-FE-33-44-55")
+        do {
+            _ = try configuration.uplinkConfiguration(hostAddress: { nil })
+            Issue.record("accepted a hub without identity")
+        } catch {
+            #expect(error.description.contains("gateway.ethernetAddress") && error.description.contains("Fix: set gateway.ethernetAddress"))
+        }
     }
 
     @Test("mistakes name the line, column and field, and say how to fix them", arguments: [

@@ -72,18 +72,30 @@ struct OutboxCommandTests {
         _ = try outbox.nextBatch(limit: 5, now: Date().addingTimeInterval(3600))
         try outbox.deadLetter(ids[1], httpStatus: 422, reason: "again", outcome: nil, at: Date())
         var answers = ["discard"]
-        let discarded = CommandLineTool.run(["dead-letters", "discard", id, "--state-dir", directory], input: { answers.popLast() })
+        let discarded = DeadLettersCommand.run(["discard", id, "--state-dir", directory], input: { answers.popLast() },
+                                               actor: "nurse-lan")
         #expect(discarded.exitCode == 0, "\(discarded.stderr)")
         outbox = try Outbox(path: directory + "/outbox.db", options: options)
         #expect(try outbox.reading(ids[1])?.state == .discarded)
         let audit = try outbox.auditTrail(limit: 20)
-        #expect(audit.contains { $0.event == "discarded" && $0.readingID == ids[1] && $0.actor == DeadLettersCommand.operatorName() })
+        #expect(audit.contains { $0.event == "discarded" && $0.readingID == ids[1] && $0.actor == "nurse-lan" })
+    }
+
+    @Test("retry all puts every dead letter back in one go")
+    func retryAll() throws {
+        let (directory, ids) = try populated()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = DeadLettersCommand.run(["retry", "all", "--state-dir", directory], input: { nil }, actor: "nurse-lan")
+        #expect(result.exitCode == 0 && result.stdout == "1 dead letter(s) back in the queue\n", "\(result)")
+        var options = OutboxOptions()
+        options.role = .operator
+        #expect(try Outbox(path: directory + "/outbox.db", options: options).reading(ids[1])?.state == .pending)
     }
 
     @Test("bad ids and a missing outbox are usage errors that say what to do", arguments: [
         (["dead-letters", "retry", "x7"], "is not a reading id"),
         (["dead-letters", "drop", "r1"], "give `retry ID` or `discard ID`"),
-        (["queue", "--state-dir", "/nonexistent/vitalgate"], "there is no Outbox at /nonexistent/vitalgate/outbox.db"),
+        (["queue", "--state-dir", "/nonexistent/vitalgate"], "/nonexistent/vitalgate/outbox.db does not exist"),
     ])
     func usage(arguments: [String], message: String) {
         let result = CommandLineTool.run(arguments + (arguments.contains("--state-dir") ? [] : ["--state-dir", "/nonexistent"]))

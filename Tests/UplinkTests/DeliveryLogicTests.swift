@@ -77,12 +77,33 @@ struct DeliveryLogicTests {
         }
     }
 
-    @Test("a server's Retry-After is honoured, up to the configured ceiling")
+    @Test("a server's Retry-After is honoured, between the initial delay and the configured ceiling")
     func honoursRetryAfter() {
         let policy = Backoff(initial: .seconds(1), maximum: .seconds(60), maximumRetryAfter: .seconds(600))
         var generator = SeededGenerator(seed: 1)
         #expect(policy.delay(afterFailures: 1, retryAfter: .seconds(120), using: &generator) == .seconds(120))
         #expect(policy.delay(afterFailures: 9, retryAfter: .seconds(7200), using: &generator) == .seconds(600))
+        // `Retry-After: 0`, or a date already past on a hub whose clock is not set yet: no tight loop.
+        #expect(policy.delay(afterFailures: 1, retryAfter: .zero, using: &generator) == .seconds(1))
+    }
+
+    /// The one place that decides what an answer means for the readings (ARCHITECTURE §7.3).
+    @Test("verdicts: only the FHIR server's OperationOutcome condemns a reading", arguments: [
+        (201, "", "accepted"), (503, "<html/>", "unavailable"), (429, "", "unavailable"), (401, "", "unavailable"),
+        (302, "", "unavailable"), (404, "<html>Not Found</html>", "unavailable"), (405, "", "unavailable"),
+        (404, #"{"resourceType":"OperationOutcome","issue":[{"code":"not-found","diagnostics":"no match"}]}"#, "refused"),
+        (422, #"{"resourceType":"OperationOutcome","issue":[{"code":"processing"}]}"#, "refused"),
+        (413, "<html>Request Entity Too Large</html>", "unexplained"), (400, "Bad Request", "unexplained"),
+    ])
+    func verdicts(status: Int, body: String, expected: String) {
+        let verdict = Verdict(HTTPResponse(status: status, headers: [], body: Array(body.utf8)), baseURL: "https://x/fhir")
+        let name = switch verdict {
+        case .accepted: "accepted"
+        case .unavailable: "unavailable"
+        case .refused: "refused"
+        case .unexplained: "unexplained"
+        }
+        #expect(name == expected)
     }
 
     @Test("references to entries of the same reading are rewritten to the server's ids, nothing else")

@@ -28,7 +28,21 @@ def in_flight_rows(state_dir: Path) -> int:
         return 0
 
 
+def verdict(result: dict) -> list[str]:
+    """What is wrong with a crash run's result; empty when it passed. Shared by the test and the CLI."""
+    problems = []
+    for key in ("lost", "duplicated", "unexpected", "daemonStartFailures"):
+        if result[key] != 0:
+            problems.append(f"{key} = {result[key]}")
+    if result["acknowledged"] != result["produced"] or result["onServer"] != result["produced"]:
+        problems.append(f"produced {result['produced']}, acknowledged {result['acknowledged']}, on the server {result['onServer']}")
+    if result["finalExitCode"] != 0:
+        problems.append(f"the final clean stop exited {result['finalExitCode']}")
+    return problems
+
+
 def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
+    # The main thread and each cycle's feeder draw from their own generators, so a seed replays the same plan.
     rng = random.Random(seed)
     server = harness.FHIRServer(workdir)
     started: list[harness.Daemon] = []
@@ -54,6 +68,8 @@ def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
             outstanding: list[int] = []
             lock = threading.Lock()
 
+            feed_rng = random.Random(rng.random())
+
             def feed():
                 nonlocal next_number
                 try:
@@ -63,11 +79,11 @@ def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
                 pending = list(unacked)
                 while not stop.is_set():
                     if pending:
-                        batch = pending[:rng.randint(1, 5)]
+                        batch = pending[:feed_rng.randint(1, 5)]
                         del pending[:len(batch)]
                         totals["resent"] += len(batch)
                     else:
-                        batch = list(range(next_number, next_number + rng.randint(1, 5)))
+                        batch = list(range(next_number, next_number + feed_rng.randint(1, 5)))
                         next_number += len(batch)
                         for number in batch:
                             source.make(number)
@@ -87,7 +103,7 @@ def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
                                 unacked.remove(number)
                     else:
                         totals["refusals"] += 1
-                    time.sleep(rng.uniform(0, 0.02))
+                    time.sleep(feed_rng.uniform(0, 0.02))
 
             feeder = threading.Thread(target=feed, daemon=True)
             feeder.start()
@@ -131,7 +147,11 @@ def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
         copies = harness.server_readings(server, patient_id)
         effective = harness.effective_times(server, patient_id)
         produced_times = {harness.ReadingSource.device_time(r) for r in source.produced.values()}
-        found_times = {time_text[:19] for time_text in effective}
+        # A reading stored twice under different identifiers still shows as two Observations at its time.
+        per_time: dict[str, int] = {}
+        for time_text in effective:
+            per_time[time_text[:19]] = per_time.get(time_text[:19], 0) + 1
+        found_times = set(per_time)
         result = {
             **totals,
             "seed": seed,
@@ -139,7 +159,8 @@ def run(cycles: int, seed: int, workdir: Path, verbose: bool = False) -> dict:
             "acknowledged": len(acked),
             "onServer": len(copies),
             "lost": len(produced_times - found_times),
-            "duplicated": sum(count - 1 for count in copies.values() if count > 1),
+            "duplicated": max(sum(count - 1 for count in copies.values() if count > 1),
+                              sum(count - 1 for count in per_time.values() if count > 1)),
             "unexpected": len(found_times - produced_times),
             "outbox": counts,
             "finalExitCode": exit_code,
@@ -160,10 +181,15 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true")
     arguments = parser.parse_args()
     workdir = arguments.workdir or harness.temporary_directory("vitalgate-crash-")
+    # Said first, so that a run that fails half-way can be replayed.
+    print(f"crash-cycles: seed {arguments.seed}, {arguments.cycles} cycles, work directory {workdir}", file=sys.stderr, flush=True)
     result = run(arguments.cycles, arguments.seed, workdir, arguments.verbose)
     result["workdir"] = str(workdir)
     print(json.dumps(result))
-    return 0 if result["lost"] == 0 and result["duplicated"] == 0 and result["unexpected"] == 0 else 1
+    problems = verdict(result)
+    for problem in problems:
+        print(f"crash-cycles: FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

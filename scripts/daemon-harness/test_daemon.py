@@ -20,15 +20,9 @@ import harness  # noqa: E402
 def test_twenty_sigkill_cycles_lose_and_duplicate_nothing(tmp_path):
     result = crash_cycles.run(cycles=20, seed=20261121, workdir=tmp_path)
     print(json.dumps(result))
-    assert result["kills"] == 20
-    assert result["daemonStartFailures"] == 0
-    assert result["produced"] > 0 and result["acknowledged"] == result["produced"]
+    assert result["kills"] == 20 and result["produced"] > 0
     assert result["killsDuringUpload"] >= 1, "no kill landed during an upload"
-    assert result["lost"] == 0
-    assert result["duplicated"] == 0
-    assert result["unexpected"] == 0
-    assert result["onServer"] == result["produced"]
-    assert result["finalExitCode"] == 0
+    assert crash_cycles.verdict(result) == []
     # No patient identifier in the journal, however the daemon died (ARCHITECTURE §7.7).
     for log in tmp_path.glob("*.log"):
         if log.name.startswith(("daemon", "final")):
@@ -120,6 +114,7 @@ def test_a_full_disk_stops_ingest_without_acknowledging_and_recovers(server, tmp
     assert report["refusedWhileFull"] >= 1
     assert report["daemonAliveWhileFull"]
     assert report["acknowledgedAfterSpaceReturned"] == report["sentAfterSpaceReturned"]
+    assert report["logMentionsFull"], "the full disk was not reported in the journal"
     # Every reading the daemon acknowledged reached the server, once; none it refused was acknowledged.
     times = {text[:19] for text in harness.effective_times(server, server.patient_id)}
     missing = [device_time for device_time in report["acknowledgedDeviceTimes"] if device_time not in times]

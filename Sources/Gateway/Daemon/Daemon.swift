@@ -16,9 +16,12 @@ public enum Daemon {
         directory and uploads them to the FHIR server. Stops cleanly on SIGTERM or SIGINT.
         """
 
-    /// Runs the daemon; returns its exit status (0 after a clean stop, 78 for a configuration error, 74 when
-    /// the Outbox cannot be opened).
+    /// Runs the daemon; returns its exit status (sysexits.h): 0 after a clean stop, 64 for a usage mistake, 78 for a
+    /// configuration error, 73 when the state directory cannot be made, 74 when the Outbox or the ingest socket
+    /// cannot be opened.
     public static func main(_ arguments: [String]) -> Int32 {
+        // A closed journal stream or a vanished client must be an error value, not a killed daemon.
+        signal(SIGPIPE, SIG_IGN)
         let log = DaemonLog()
         guard arguments.count == 2, arguments[0] == "--config" else {
             if arguments.contains("--help") || arguments.contains("-h") { print(usage); return 0 }
@@ -47,13 +50,19 @@ public enum Daemon {
             log.error("outbox: cannot open \(configuration.outboxPath): \(error)")
             return 74
         }
-        log.info("outbox: \(outbox.recovery)")
+        // Quarantined, lost or salvaged rows are loss the operator must see (ARCHITECTURE §7.5, §7.8).
+        log.log(outbox.recovery.isClean ? .info : (outbox.recovery.lostRows > 0 ? .error : .warning), "outbox: \(outbox.recovery)")
 
+        let uplink: UplinkConfiguration
+        do { uplink = try configuration.uplinkConfiguration() } catch {
+            log.error("configuration: \(error)")
+            return 78
+        }
         let http = HTTPClient(tls: configuration.tls, connectTimeout: configuration.connectTimeout,
                               requestTimeout: configuration.requestTimeout, userAgent: "VitalGate/\(VitalGateVersion.current)")
-        let authenticator = Authenticator(method: configuration.auth, fhirBaseURL: configuration.uplink.baseURL, http: http)
-        let deliverer = Deliverer(configuration: configuration.uplink, http: http, authenticator: authenticator)
-        let worker = UplinkWorker(outbox: outbox, deliverer: deliverer, backoff: configuration.uplink.backoff,
+        let authenticator = Authenticator(method: configuration.auth, fhirBaseURL: uplink.baseURL, http: http)
+        let deliverer = Deliverer(configuration: uplink, http: http, authenticator: authenticator)
+        let worker = UplinkWorker(outbox: outbox, deliverer: deliverer, backoff: uplink.backoff,
                                   keepDelivered: configuration.keepDelivered, log: log)
         let ingest = IngestServer(path: configuration.ingestSocket, outbox: outbox, defaultSubject: configuration.owner,
                                   identifierSystems: configuration.identifierSystems, log: log, onStored: { worker.wake() })
@@ -63,7 +72,7 @@ public enum Daemon {
         }
         worker.start()
         notifySystemd("READY=1\nSTATUS=delivering readings")
-        log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(configuration.uplink.baseURL)")
+        log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
@@ -86,22 +95,13 @@ public enum Daemon {
 
     /// Tells systemd about state changes when run as a `Type=notify` service; a no-op otherwise.
     static func notifySystemd(_ message: String) {
-        guard let path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
+        guard let path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], let (address, length) = UnixSocket.address(path) else { return }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        var bytes = Array(path.utf8)
-        // An abstract socket is written with a leading '@'; on the wire its first byte is NUL.
-        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
-        _ = message.withCString { text in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, text, strlen(text), 0, $0, length) }
-            }
+        let bytes = Array(message.utf8)
+        _ = UnixSocket.withSockaddr(address) { target in
+            bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, target, length) }
         }
     }
 }

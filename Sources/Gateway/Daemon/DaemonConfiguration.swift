@@ -9,7 +9,17 @@ import VitalModel
 public struct DaemonConfiguration: Sendable {
     /// Where the Outbox database and the ingest socket live (`StateDirectory=` under systemd).
     public var stateDirectory: String
-    public var uplink: UplinkConfiguration
+    /// The file it was read from, for errors found later.
+    public var file: String
+    public var baseURL: String
+    public var mode: UplinkConfiguration.Mode
+    public var subjectStyle: UplinkConfiguration.SubjectStyle
+    public var batchSize: Int
+    public var backoff: Backoff
+    public var claimProfiles: Bool
+    /// The MAC address the hub's identity is derived from; nil: the machine's own, found when the daemon starts
+    /// (commands that only read the Outbox never need it).
+    public var gatewayAddress: EUI48?
     public var auth: AuthMethod
     public var tls: TLSOptions
     public var connectTimeout: Duration
@@ -26,9 +36,22 @@ public struct DaemonConfiguration: Sendable {
     public var reservedFreeBytes: Int
 
     /// The Outbox database path.
-    public var outboxPath: String { stateDirectory + "/outbox.db" }
+    public var outboxPath: String { Self.outboxPath(in: stateDirectory) }
 
-    static let topKeys = ["stateDirectory", "server", "gateway", "owner", "identifierSystems", "ingestSocket", "retention", "outbox"]
+    /// The Outbox database in a state directory.
+    public static func outboxPath(in stateDirectory: String) -> String { stateDirectory + "/outbox.db" }
+
+    /// How the Uplink is to talk to the server, with the hub's identity (the machine's MAC unless configured).
+    public func uplinkConfiguration(hostAddress: () -> EUI48? = HostIdentity.firstEthernetAddress) throws(ProfileError) -> UplinkConfiguration {
+        guard let mac = gatewayAddress ?? hostAddress() else {
+            throw ProfileError(file: file, location: nil, field: "gateway.ethernetAddress",
+                               problem: "this machine has no wired or built-in Wi-Fi interface with a fixed MAC address to derive the hub's identity from",
+                               fix: "set gateway.ethernetAddress to a stable MAC address")
+        }
+        let identity = GatewayIdentity.derived(fromEthernet: mac, softwareVersion: VitalGateVersion.current)
+        return UplinkConfiguration(baseURL: baseURL, mode: mode, subjectStyle: subjectStyle, batchSize: batchSize, backoff: backoff,
+                                   export: FHIRExportConfiguration(gateway: identity, claimProfiles: claimProfiles))
+    }
 
     /// Reads and checks `path`.
     public static func load(_ path: String) throws(ProfileError) -> DaemonConfiguration {
@@ -97,20 +120,16 @@ public struct DaemonConfiguration: Sendable {
         let auth = try parseAuth(&server)
         try server.finish()
 
-        var gateway = try top.object("gateway")
-        let identity: GatewayIdentity
-        if let text = try gateway?.string("ethernetAddress", example: "\"DC:A6:32:01:02:03\"") {
-            guard let mac = EUI48(text) else {
-                throw gateway!.error("ethernetAddress", "\"\(text)\" is not a MAC address", fix: "write six hex bytes, e.g. \"DC:A6:32:01:02:03\"")
+        var gatewayAddress: EUI48?
+        if var gateway = try top.object("gateway") {
+            if let text = try gateway.string("ethernetAddress", example: "\"DC:A6:32:01:02:03\"") {
+                guard let mac = EUI48(text) else {
+                    throw gateway.error("ethernetAddress", "\"\(text)\" is not a MAC address", fix: "write six hex bytes, e.g. \"DC:A6:32:01:02:03\"")
+                }
+                gatewayAddress = mac
             }
-            identity = .derived(fromEthernet: mac, softwareVersion: VitalGateVersion.current)
-        } else if let mac = HostIdentity.firstEthernetAddress() {
-            identity = .derived(fromEthernet: mac, softwareVersion: VitalGateVersion.current)
-        } else {
-            throw top.error("gateway", "this machine has no Ethernet or Wi-Fi address to derive the hub's identity from",
-                            fix: "set gateway.ethernetAddress to a stable MAC address")
+            try gateway.finish()
         }
-        try gateway?.finish()
 
         let ingestSocket = try top.string("ingestSocket") ?? stateDirectory + "/ingest.sock"
         var keepDelivered = Duration.seconds(30 * 86_400)
@@ -125,13 +144,11 @@ public struct DaemonConfiguration: Sendable {
         }
         try top.finish()
 
-        let export = FHIRExportConfiguration(gateway: identity, claimProfiles: claimProfiles)
         return DaemonConfiguration(
-            stateDirectory: stateDirectory,
-            uplink: UplinkConfiguration(baseURL: baseURL, mode: mode, subjectStyle: subjectStyle, batchSize: batchSize,
-                                        backoff: backoff, export: export),
-            auth: auth, tls: tls, connectTimeout: connectTimeout, requestTimeout: requestTimeout, owner: owner,
-            identifierSystems: identifierSystems, ingestSocket: ingestSocket, keepDelivered: keepDelivered,
+            stateDirectory: stateDirectory, file: file, baseURL: baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL,
+            mode: mode, subjectStyle: subjectStyle, batchSize: batchSize, backoff: backoff, claimProfiles: claimProfiles,
+            gatewayAddress: gatewayAddress, auth: auth, tls: tls, connectTimeout: connectTimeout, requestTimeout: requestTimeout,
+            owner: owner, identifierSystems: identifierSystems, ingestSocket: ingestSocket, keepDelivered: keepDelivered,
             reservedFreeBytes: reserved)
     }
 
@@ -168,17 +185,21 @@ public struct DaemonConfiguration: Sendable {
 }
 
 /// Facts about the machine the hub runs on.
-enum HostIdentity {
-    /// The MAC address of the first Ethernet-like interface (sorted by name), for a stable hub identity.
-    static func firstEthernetAddress() -> EUI48? {
+public enum HostIdentity {
+    /// The MAC address of the first physical network interface (sorted by name) whose address is burnt in: not
+    /// a bridge, veth, docker or other virtual interface, and not a randomised Wi-Fi address, which would give
+    /// the hub a new identity, and the server a new gateway Device, on every boot.
+    public static func firstEthernetAddress() -> EUI48? {
         let root = "/sys/class/net"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: root) else { return nil }
+        func read(_ name: String, _ file: String) -> String? {
+            (try? String(contentsOfFile: "\(root)/\(name)/\(file)", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         for name in names.sorted() where name != "lo" {
-            guard let type = try? String(contentsOfFile: "\(root)/\(name)/type", encoding: .utf8),
-                  type.trimmingCharacters(in: .whitespacesAndNewlines) == "1",
-                  let text = try? String(contentsOfFile: "\(root)/\(name)/address", encoding: .utf8),
-                  let mac = EUI48(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                  mac.bytes != [0, 0, 0, 0, 0, 0] else { continue }
+            // Physical interfaces have a `device` link; `addr_assign_type` 0 is a permanent (burnt-in) address.
+            guard FileManager.default.fileExists(atPath: "\(root)/\(name)/device"),
+                  read(name, "type") == "1", read(name, "addr_assign_type") == "0",
+                  let text = read(name, "address"), let mac = EUI48(text), mac.bytes != [0, 0, 0, 0, 0, 0] else { continue }
             return mac
         }
         return nil

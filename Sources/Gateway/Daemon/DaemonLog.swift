@@ -1,5 +1,8 @@
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The daemon's log: one line per event on standard error with a syslog priority prefix (`<3>` error,
 /// `<4>` warning, `<6>` info) that journald reads. Messages name readings by their local id (`r12`) and never
@@ -13,13 +16,24 @@ public final class DaemonLog: Sendable {
         case debug = 7
     }
 
-    private let sink = Mutex<FileHandle>(FileHandle.standardError)
+    /// Serialises whole lines from several threads.
+    private let lock = Mutex(())
 
     public init() {}
 
     public func log(_ priority: Priority, _ message: String) {
         let line = "<\(priority.rawValue)>" + message.replacingOccurrences(of: "\n", with: " ") + "\n"
-        sink.withLock { $0.write(Data(line.utf8)) }
+        // write(2), not FileHandle: a failed write to a closed journal stream must not trap.
+        lock.withLock { _ in
+            let bytes = Array(line.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
+                if written < 0, errno == EINTR { continue }
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
     }
 
     public func error(_ message: String) { log(.error, message) }

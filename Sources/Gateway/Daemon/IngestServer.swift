@@ -42,22 +42,13 @@ final class IngestServer: Sendable {
 
     /// Binds the socket (replacing a stale one) and starts accepting on a dedicated thread.
     func start() throws(StartError) {
+        guard let (address, length) = UnixSocket.address(path), !path.hasPrefix("@") else {
+            throw StartError(description: "the ingest socket path \(path) is too long for a Unix socket. Fix: set a shorter ingestSocket")
+        }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw StartError(description: "cannot create the ingest socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else {
-            close(fd)
-            throw StartError(description: "the ingest socket path \(path) is longer than \(capacity - 1) bytes. Fix: set a shorter ingestSocket")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(path.utf8) + [0])
-        }
         unlink(path)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = UnixSocket.withSockaddr(address) { bind(fd, $0, length) }
         guard bound == 0, listen(fd, 16) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
@@ -79,6 +70,12 @@ final class IngestServer: Sendable {
         unlink(path)
     }
 
+    /// At most this many senders at once, each on its own thread; more are told to come back.
+    static let maximumClients = 16
+    /// A sender silent for this long is disconnected, so an idle client cannot hold a thread forever.
+    static let idleSeconds = 300
+    private let clients = Mutex(0)
+
     private func acceptLoop(_ fd: Int32) {
         while true {
             let client = accept(fd, nil, nil)
@@ -87,7 +84,23 @@ final class IngestServer: Sendable {
                 return
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            let thread = Thread { [self] in serve(client) }
+            var timeout = timeval(tv_sec: Self.idleSeconds, tv_usec: 0)
+            _ = setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let admitted = clients.withLock { count in
+                guard count < Self.maximumClients else { return false }
+                count += 1
+                return true
+            }
+            guard admitted else {
+                let answer = Self.refusal("vitalgated serves \(Self.maximumClients) senders at once; try again shortly", retry: true)
+                _ = UnixSocket.sendAll(Array((answer.serialized() + "\n").utf8), to: client)
+                close(client)
+                continue
+            }
+            let thread = Thread { [self] in
+                serve(client)
+                clients.withLock { $0 -= 1 }
+            }
             thread.name = "vitalgate-ingest-client"
             thread.start()
         }
@@ -95,37 +108,20 @@ final class IngestServer: Sendable {
 
     private func serve(_ fd: Int32) {
         defer { close(fd) }
-        var buffer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
+        var reader = UnixSocket.LineReader(fd: fd, maximumBytes: Self.maximumLineBytes)
         while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
+            switch reader.next() {
+            case .line(let line):
                 if line.isEmpty { continue }
-                guard write(all: Array((handle(line).serialized() + "\n").utf8), to: fd) else { return }
-                continue
-            }
-            if buffer.count > Self.maximumLineBytes {
-                _ = write(all: Array((Self.refusal("the request line is longer than \(Self.maximumLineBytes) bytes", retry: false)
-                    .serialized() + "\n").utf8), to: fd)
+                guard UnixSocket.sendAll(Array((handle(line).serialized() + "\n").utf8), to: fd) else { return }
+            case .tooLong:
+                let answer = Self.refusal("the request line is longer than \(Self.maximumLineBytes) bytes", retry: false)
+                _ = UnixSocket.sendAll(Array((answer.serialized() + "\n").utf8), to: fd)
+                return
+            case .closed:
                 return
             }
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { return }
-            buffer.append(contentsOf: chunk[..<count])
         }
-    }
-
-    private func write(all bytes: [UInt8], to fd: Int32) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if written < 0, errno == EINTR { continue }
-            guard written > 0 else { return false }
-            offset += written
-        }
-        return true
     }
 
     static func refusal(_ error: String, retry: Bool) -> JSONValue {
@@ -168,10 +164,10 @@ final class IngestServer: Sendable {
             for outcome in outcomes {
                 switch outcome {
                 case .stored(let id):
-                    results.append(["id": .number(String(id.rawValue)), "duplicate": false])
+                    results.append(["id": .int(id.rawValue), "duplicate": false])
                     stored.append("r\(id.rawValue)")
                 case .duplicate(let id):
-                    results.append(["id": .number(String(id.rawValue)), "duplicate": true])
+                    results.append(["id": .int(id.rawValue), "duplicate": true])
                 }
             }
             if !stored.isEmpty {

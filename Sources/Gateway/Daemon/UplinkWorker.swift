@@ -5,7 +5,8 @@ import Uplink
 import VitalModel
 
 /// The uplink loop on its own thread: takes due readings from the Outbox, delivers them, and records each
-/// outcome there. While the server is away it waits with capped, jittered backoff, and never gives up.
+/// outcome there. While the server is away it waits with capped, jittered backoff, and never gives up; a
+/// reading that fails on its own waits by its own attempts and does not slow the others.
 final class UplinkWorker: Sendable {
     let outbox: Outbox
     let deliverer: Deliverer
@@ -13,12 +14,9 @@ final class UplinkWorker: Sendable {
     let keepDelivered: Duration
     let log: DaemonLog
 
-    private struct State {
-        var running = true
-        var wakeRequested = false
-    }
-    private let state = Mutex(State())
-    private let condition = NSCondition()
+    private let running = Mutex(true)
+    /// Signalled by `wake()` and `stop()`; extra signals only cost an early look at the Outbox.
+    private let signal = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
     init(outbox: Outbox, deliverer: Deliverer, backoff: Backoff, keepDelivered: Duration, log: DaemonLog) {
@@ -39,77 +37,31 @@ final class UplinkWorker: Sendable {
     }
 
     /// New readings are waiting: look now rather than at the next timer.
-    func wake() {
-        condition.lock()
-        state.withLock { $0.wakeRequested = true }
-        condition.signal()
-        condition.unlock()
-    }
+    func wake() { signal.signal() }
 
     /// Stops after the current exchange (an abandoned request is re-sent on the next start: at-least-once).
     func stop(waitingUpTo limit: Duration) {
-        condition.lock()
-        state.withLock { $0.running = false }
-        condition.signal()
-        condition.unlock()
+        running.withLock { $0 = false }
+        signal.signal()
         _ = finished.wait(timeout: .now() + .milliseconds(Int(limit.wholeMilliseconds)))
     }
 
-    private var isRunning: Bool { state.withLock { $0.running } }
+    private var isRunning: Bool { running.withLock { $0 } }
 
-    /// Sleeps up to `duration`; returns early on stop, and on `wake()` when `wakeable`.
+    /// Sleeps up to `duration`; returns early on stop, and on `wake()` when `wakeable` (a backoff is not cut
+    /// short by new readings).
     private func pause(_ duration: Duration, wakeable: Bool) {
-        let deadline = Date().addingTimeInterval(Double(duration.wholeMilliseconds) / 1000)
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            let (running, woken) = state.withLock { state in
-                defer { if wakeable { state.wakeRequested = false } }
-                return (state.running, state.wakeRequested)
-            }
-            if !running || (wakeable && woken) { return }
-            if !condition.wait(until: deadline) { return }
+        let deadline = DispatchTime.now() + .milliseconds(Int(duration.wholeMilliseconds))
+        while isRunning {
+            if signal.wait(timeout: deadline) == .timedOut || wakeable { return }
         }
-    }
-
-    /// An outcome the Outbox must record. Kept until it is written: a full disk can refuse the write, and a
-    /// reading left "in flight" would not be sent again before the next start.
-    enum Recording {
-        case delivered([DeliveryRecord], created: Int, requests: Int)
-        case retry([OutboxReadingID], error: String, notBefore: Date)
-        case dead(OutboxReadingID, status: Int?, reason: String, outcome: String?)
-    }
-
-    /// Writes `backlog` in order; returns false, keeping the rest, at the first write that fails.
-    private func flush(_ backlog: inout [Recording], at now: Date) -> Bool {
-        while let recording = backlog.first {
-            do {
-                switch recording {
-                case .delivered(let records, let created, let requests):
-                    try outbox.markDelivered(records, at: now)
-                    log.info("uplink: delivered \(records.count) reading(s) in \(requests) request(s); "
-                        + "\(created) created, \(records.count - created) already on the server")
-                case .retry(let ids, let error, let notBefore):
-                    try outbox.scheduleRetry(ids, error: error, notBefore: notBefore)
-                case .dead(let id, let status, let reason, let outcome):
-                    try outbox.deadLetter(id, httpStatus: status, reason: reason, outcome: outcome, at: now)
-                    log.warning("uplink: r\(id.rawValue) refused by the server" + (status.map { " (HTTP \($0))" } ?? "")
-                        + "; moved to the dead letters (`vitalgate queue` shows why)")
-                }
-                backlog.removeFirst()
-            } catch {
-                log.error("uplink: cannot record an upload outcome, will try again: \(error)")
-                return false
-            }
-        }
-        return true
     }
 
     private func run() {
         var generator = SystemRandomNumberGenerator()
         var failures = 0
         var lastPrune = Date.distantPast
-        var backlog: [Recording] = []
+        var backlog: [OutboxWrite] = []
         while isRunning {
             let now = Date()
             guard flush(&backlog, at: now) else {
@@ -133,66 +85,82 @@ final class UplinkWorker: Sendable {
                 pause(.seconds(failures > 0 ? 5 : 30), wakeable: true)
                 continue
             }
-            let items = batch.compactMap { stored -> DeliveryItem? in
-                guard let subject = stored.subject else { return nil }
-                return DeliveryItem(id: stored.id.rawValue, reading: stored.reading, subject: subject,
-                                    identifyByReceipt: stored.identifyByReceipt)
+            var items: [DeliveryItem] = []
+            for stored in batch {
+                guard let subject = stored.subject else {
+                    // nextBatch returns pending readings only, and those have a citizen; never drop one silently.
+                    backlog.append(.dead(stored.id, status: nil, reason: "pending without a citizen; assign it, then retry", outcome: nil))
+                    log.error("uplink: r\(stored.id.rawValue) is pending without a citizen; moved to the dead letters")
+                    continue
+                }
+                items.append(DeliveryItem(id: stored.id.rawValue, reading: stored.reading, subject: subject,
+                                          identifyByReceipt: stored.identifyByReceipt))
             }
             let report = deliverer.deliver(items)
-            let (recordings, retryAfter) = plan(report, at: Date(), failures: failures + 1, generator: &generator)
-            backlog += recordings
-            _ = flush(&backlog, at: Date())
-            if let retryAfter {
+            let attempts = Dictionary(uniqueKeysWithValues: batch.map { ($0.id, $0.attempts) })
+            let sent = Date()
+            var serverDelay: Duration?
+            if report.serverUnavailable {
                 failures += 1
-                pause(retryAfter, wakeable: false)
+                serverDelay = backoff.delay(afterFailures: failures, retryAfter: report.retryAfter, using: &generator)
             } else {
                 failures = 0
             }
+            let writes = OutboxWrite.plan(report) { id, outcome in
+                var delay = serverDelay
+                if delay == nil, case .retry(_, _, let after) = outcome {
+                    delay = backoff.delay(afterFailures: (attempts[id] ?? 0) + 1, retryAfter: after, using: &generator)
+                }
+                return sent.addingTimeInterval(Double((delay ?? .zero).wholeMilliseconds) / 1000)
+            }
+            describe(report, serverDelay: serverDelay)
+            backlog += writes
+            _ = flush(&backlog, at: sent)
+            if let serverDelay { pause(serverDelay, wakeable: false) }
         }
     }
 
-    /// Turns a delivery report into Outbox writes; also returns how long to wait when something must be retried.
-    private func plan(_ report: DeliveryReport, at now: Date, failures: Int,
-                      generator: inout SystemRandomNumberGenerator) -> ([Recording], Duration?) {
-        var recordings: [Recording] = []
-        var delivered: [DeliveryRecord] = []
-        var retries: [(OutboxReadingID, String)] = []
-        var serverRetryAfter: Duration?
-        var created = 0
+    /// Writes `backlog` in order; returns false, keeping the rest, at the first write that fails (a full disk
+    /// can refuse it, and a reading left in flight would not be sent again before the next start).
+    private func flush(_ backlog: inout [OutboxWrite], at now: Date) -> Bool {
+        while let write = backlog.first {
+            do {
+                try write.apply(to: outbox, at: now)
+            } catch {
+                log.error("uplink: cannot record an upload outcome, will try again: \(error)")
+                return false
+            }
+            backlog.removeFirst()
+        }
+        return true
+    }
+
+    /// One journal line per kind of outcome, with local ids and causes only: server replies can quote the
+    /// patient's identifier, and the journal must not.
+    private func describe(_ report: DeliveryReport, serverDelay: Duration?) {
+        var delivered = 0, created = 0, retried = 0
+        var causes: Set<String> = []
         for (id, outcome) in report.outcomes.sorted(by: { $0.key < $1.key }) {
-            let readingID = OutboxReadingID(rawValue: id)
             switch outcome {
-            case .delivered(let status, let locations):
-                delivered.append(DeliveryRecord(id: readingID, status: status, locations: locations))
+            case .delivered(let status, _):
+                delivered += 1
                 if status == 201 { created += 1 }
-            case .retry(let reason, let after):
-                retries.append((readingID, reason))
-                if let after { serverRetryAfter = max(serverRetryAfter ?? .zero, after) }
-            case .rejected(let status, let reason, let outcome):
-                recordings.append(.dead(readingID, status: status, reason: reason, outcome: outcome))
+            case .retry(_, let cause, _):
+                retried += 1
+                causes.insert(cause.rawValue)
+            case .rejected(let status, _, _):
+                log.warning("uplink: r\(id) refused by the server" + (status.map { " (HTTP \($0))" } ?? "")
+                    + "; moved to the dead letters (`vitalgate queue` shows why)")
             }
         }
-        if !delivered.isEmpty { recordings.insert(.delivered(delivered, created: created, requests: report.requests), at: 0) }
-        guard !retries.isEmpty else { return (recordings, nil) }
-        let delay = backoff.delay(afterFailures: failures, retryAfter: serverRetryAfter, using: &generator)
-        let notBefore = now.addingTimeInterval(Double(delay.wholeMilliseconds) / 1000)
-        // Grouped by reason so the Outbox keeps each reading's own last error.
-        for (reason, group) in Dictionary(grouping: retries, by: \.1) {
-            recordings.append(.retry(group.map(\.0), error: reason, notBefore: notBefore))
+        if delivered > 0 {
+            log.info("uplink: delivered \(delivered) reading(s) in \(report.requests) request(s); "
+                + "\(created) created, \(delivered - created) already on the server")
         }
-        log.warning("uplink: \(retries.count) reading(s) not delivered (\(Self.category(retries[0].1))); "
-            + "retrying in \(delay.wholeMilliseconds) ms")
-        return (recordings, delay)
-    }
-
-    /// What kind of failure a retry reason describes, without the reason's text: server replies can quote
-    /// the patient's identifier, and the journal must not.
-    static func category(_ reason: String) -> String {
-        if reason.hasPrefix("HTTP "), let code = Int(reason.dropFirst(5).prefix(3)) { return "HTTP \(code)" }
-        if reason.hasPrefix("cannot get an access token") { return "no access token" }
-        if reason.hasPrefix("not attempted") { return "not attempted" }
-        if reason.hasPrefix("entry answered") { return "an entry failed" }
-        return "network"
+        if retried > 0 {
+            let when = serverDelay.map { "retrying in \($0.wholeMilliseconds) ms" } ?? "each retried after its own backoff"
+            log.warning("uplink: \(retried) reading(s) not delivered (\(causes.sorted().joined(separator: ", "))); \(when)")
+        }
     }
 
     private func prune(_ now: Date) {
