@@ -20,8 +20,9 @@ enum ClientAssertion {
             ("sub", .string(clientID)),
             ("aud", .string(tokenURL)),
             ("exp", .int(expiry)),
-            // 128 random bits: the server refuses a jti it has seen, so it must never repeat.
-            ("jti", .string(hexEncoded(nonce))),
+            // 128 random bits: the server refuses a jti it has seen, so it must never repeat. Lower-case
+            // hex, as before: jti is case-sensitive and servers compare it byte for byte.
+            ("jti", .string(hexString(nonce, separator: "").lowercased())),
         ])
         let signingInput = base64URLEncoded(Array(JSONValue.object(header).serialized().utf8)) + "."
             + base64URLEncoded(Array(claims.serialized().utf8))

@@ -30,8 +30,3 @@ func base64URLEncoded<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.E
     while text.last == "=" { text.removeLast() }
     return String(text.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
 }
-
-/// Lower-case hex of `bytes`.
-func hexEncoded(_ bytes: [UInt8]) -> String {
-    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-}

@@ -1,4 +1,5 @@
 import Foundation
+import VitalModel
 
 /// How long a `Retry-After` header (RFC 9110 §10.2.3) asks the client to wait, capped at `maximum`.
 ///
@@ -45,26 +46,18 @@ func httpDate(_ text: String) -> Date? {
     default:
         return nil
     }
-    guard let day, let month, let year, let clock, (1...31).contains(day) else { return nil }
+    guard let day, let month, let year, let clock else { return nil }
     let time = clock.split(separator: ":").map { $0.count == 2 ? Int($0) : nil }
-    guard time.count == 3, let hour = time[0], let minute = time[1], let second = time[2],
-          hour < 24, minute < 60, second < 61 else { return nil }
-    let seconds = daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second
-    return Date(timeIntervalSince1970: TimeInterval(seconds))
+    guard time.count == 3, let hour = time[0], let minute = time[1], let second = time[2], second <= 60 else { return nil }
+    // HTTP-dates allow a leap second (:60), which LocalDateTime does not; it counts as one second past :59.
+    // LocalDateTime rejects every impossible field, 31 Feb included.
+    guard let wallClock = LocalDateTime(year: year, month: month, day: day, hour: hour, minute: minute,
+                                        second: min(second, 59)) else { return nil }
+    let milliseconds = wallClock.millisecondsSince1970 + (second == 60 ? 1000 : 0)
+    return Date(timeIntervalSince1970: TimeInterval(milliseconds) / 1000)
 }
 
 private func monthNumber(_ name: String) -> Int? {
     let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     return months.firstIndex(of: name).map { $0 + 1 }
-}
-
-/// Days from 1970-01-01 to the given proleptic Gregorian date. Counting years from March puts the leap
-/// day at the end of the counted year, so each 400-year era has the same shape.
-private func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
-    let shiftedYear = month <= 2 ? year - 1 : year
-    let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
-    let yearOfEra = shiftedYear - era * 400
-    let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-    let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-    return era * 146_097 + dayOfEra - 719_468
 }

@@ -46,13 +46,13 @@ public final class FHIRValidator: @unchecked Sendable {
     }
 
     init() throws {
-        let environment = ProcessInfo.processInfo.environment
-        let python = environment["VITALGATE_PYTHON"] ?? RepositoryPaths.root.appendingPathComponent(".venv/bin/python").path
-        let script = RepositoryPaths.root.appendingPathComponent("scripts/fhir-validator/vitalgate_fhir_validator.py").path
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw Unavailable(description: "the FHIR validator's Python (\(python)) is not installed; run "
-                + "`scripts/test` once, or `scripts/fhir-validator/bootstrap.sh`, which install it into .venv")
+        let python: String
+        do {
+            python = try ProcessRunner.requirePython()
+        } catch {
+            throw Unavailable(description: "the FHIR validator cannot start: \(error)")
         }
+        let script = ProcessRunner.script("scripts/fhir-validator/vitalgate_fhir_validator.py")
         process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script, "--serve"]

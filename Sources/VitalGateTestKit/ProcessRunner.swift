@@ -48,7 +48,9 @@ public enum ProcessRunner {
 
     /// Runs `executable arguments` to completion, feeding `input` on stdin. Output goes through files, so
     /// a large reply cannot fill a pipe and stall the child. The child is killed after `timeout`.
+    /// `currentDirectory` (default: this process's) is where relative paths in `arguments` resolve.
     public static func run(_ executable: String, _ arguments: [String], input: [UInt8] = [],
+                           currentDirectory: String? = nil,
                            timeout: Duration = .seconds(120)) throws(TestProcessError) -> ProcessOutput {
         let scratch = FileManager.default.temporaryDirectory
             .appendingPathComponent("vitalgate-run-\(UUID().uuidString)")
@@ -78,6 +80,7 @@ public enum ProcessRunner {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         process.standardInput = stdin
         process.standardOutput = stdout
         process.standardError = stderr
@@ -121,20 +124,25 @@ public func onDedicatedThread<T: Sendable>(_ work: @escaping @Sendable () throws
 /// `ready URL` line it writes to a file, and stopped by PID.
 ///
 /// Its stdin is a pipe this object holds: the helpers are started with `--stop-on-stdin-eof`, so they
-/// also stop when the test process dies without calling ``stop()``.
-final class BackgroundProcess: @unchecked Sendable {
-    let pid: Int32
-    let readyURL: String
-    let logPath: String
+/// also stop when the test process dies without calling ``stop(grace:)``.
+///
+/// Start-up and ``stop(grace:)`` block (they wait for the ready line and for the exit): call them from a
+/// dedicated thread, for example through ``onDedicatedThread(_:)``.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let pid: Int32
+    /// The URL of the helper's `ready URL` line.
+    public let readyURL: String
+    /// The helper's stdout and stderr.
+    public let logPath: String
     // `process` and `stdinWriter` are touched only while `lock` is held.
     private let lock = NSLock()
     private var process: Process?
     private var stdinWriter: FileHandle?
 
-    /// Starts `python script arguments --ready-file F --stop-on-stdin-eof`, with stdout and stderr in
-    /// `logPath`, and waits for the ready line.
-    init(script: String, arguments: [String], workDirectory: URL, readyTimeout: Duration,
-         name: String) throws(TestProcessError) {
+    /// Starts `python script arguments --ready-file F --stop-on-stdin-eof` with ``ProcessRunner/python``,
+    /// stdout and stderr in `workDirectory/name.log`, and waits at most `readyTimeout` for the ready line.
+    public init(script: String, arguments: [String], workDirectory: URL, readyTimeout: Duration,
+                name: String) throws(TestProcessError) {
         let python = try ProcessRunner.requirePython()
         let readyPath = workDirectory.appendingPathComponent("\(name).ready").path
         logPath = workDirectory.appendingPathComponent("\(name).log").path
@@ -196,14 +204,14 @@ final class BackgroundProcess: @unchecked Sendable {
     }
 
     /// Whether the process is still running.
-    var isRunning: Bool {
+    public var isRunning: Bool {
         lock.lock()
         defer { lock.unlock() }
         return process?.isRunning ?? false
     }
 
     /// SIGTERM, a bounded wait, then SIGKILL. Safe to call more than once.
-    func stop(grace: Duration = .seconds(15)) {
+    public func stop(grace: Duration = .seconds(15)) {
         lock.lock()
         let process = self.process
         self.process = nil

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VitalGateTestKit
 @testable import Uplink
 
 /// Keys made once per run by the openssl CLI, in the formats a deployment may hand over.
@@ -18,7 +19,7 @@ struct TestSigningKeys: Sendable {
 
     static let shared: Result<TestSigningKeys, any Error> = Result { try generate() }
 
-    static func get() async throws -> TestSigningKeys { try await blocking { shared }.get() }
+    static func get() async throws -> TestSigningKeys { try await onDedicatedThread { try shared.get() } }
 
     private static func generate() throws -> TestSigningKeys {
         let directory = try makeRunDirectory()
@@ -70,8 +71,7 @@ func opensslVerifies(publicKey: String, message: [UInt8], signature: [UInt8]) th
     defer { try? FileManager.default.removeItem(atPath: directory) }
     try Data(message).write(to: URL(fileURLWithPath: directory + "/message"))
     try Data(signature).write(to: URL(fileURLWithPath: directory + "/signature"))
-    let result = try runTool(["openssl", "dgst", "-sha384", "-verify", publicKey, "-signature", "signature", "message"],
-                             in: directory)
+    let result = try runOpenSSL(["dgst", "-sha384", "-verify", publicKey, "-signature", "signature", "message"], in: directory)
     return result.status == 0
 }
 
@@ -87,13 +87,13 @@ struct AuthJWSTests {
             let signature = try signer.sign(message)
             #expect(signature.count == 96)
             let message = self.message
-            #expect(try await blocking { Result { try opensslVerifies(publicKey: keys.p384Public, message: message,
-                                                                      signature: derSignature(fromRaw: signature)) } }.get())
+            #expect(try await onDedicatedThread { try opensslVerifies(publicKey: keys.p384Public, message: message,
+                                                                      signature: derSignature(fromRaw: signature)) })
             var changed = message
             changed[0] ^= 1
             let tampered = changed
-            #expect(try await blocking { Result { try opensslVerifies(publicKey: keys.p384Public, message: tampered,
-                                                                      signature: derSignature(fromRaw: signature)) } }.get() == false)
+            #expect(try await onDedicatedThread { try opensslVerifies(publicKey: keys.p384Public, message: tampered,
+                                                                      signature: derSignature(fromRaw: signature)) } == false)
         }
     }
 
@@ -101,12 +101,12 @@ struct AuthJWSTests {
     func rs384KnownAnswer() async throws {
         let keyPath = fixturePath("rs384-known-answer-key.pem")
         let message = self.message
-        let expected = try await blocking { Result { () throws -> [UInt8] in
+        let expected = try await onDedicatedThread { () throws -> [UInt8] in
             let directory = try makeTemporaryDirectory()
             defer { try? FileManager.default.removeItem(atPath: directory) }
             try Data(message).write(to: URL(fileURLWithPath: directory + "/message"))
             return try openssl(["dgst", "-sha384", "-sign", keyPath, "message"], in: directory)
-        } }.get()
+        }
         let signer = try JWSSigner(pem: try fileBytes(keyPath), algorithm: .rs384)
         let signature = try signer.sign(message)
         #expect(signature.count == 256)
@@ -119,7 +119,7 @@ struct AuthJWSTests {
         let message = self.message
         for path in [keys.rsa, keys.rsaTraditional] {
             let signature = try JWSSigner(pem: try fileBytes(path), algorithm: .rs384).sign(message)
-            #expect(try await blocking { Result { try opensslVerifies(publicKey: keys.rsaPublic, message: message, signature: signature) } }.get())
+            #expect(try await onDedicatedThread { try opensslVerifies(publicKey: keys.rsaPublic, message: message, signature: signature) })
         }
     }
 
@@ -165,7 +165,7 @@ struct AuthJWSTests {
             #expect(claims["aud"] as? String == "https://auth.example/token")
             #expect(claims["exp"] as? Int == 1_760_000_240)
             let jti = try #require(claims["jti"] as? String)
-            #expect(jti.count == 32 && jti.allSatisfy(\.isHexDigit))
+            #expect(jti.count == 32 && jti.allSatisfy { "0123456789abcdef".contains($0) })
             var signature = try #require(base64URLDecoded(parts[2]))
             if algorithm == .es384 {
                 #expect(signature.count == 96)
@@ -173,7 +173,7 @@ struct AuthJWSTests {
             }
             let signed = Array("\(parts[0]).\(parts[1])".utf8)
             let finalSignature = signature
-            #expect(try await blocking { Result { try opensslVerifies(publicKey: publicKey, message: signed, signature: finalSignature) } }.get())
+            #expect(try await onDedicatedThread { try opensslVerifies(publicKey: publicKey, message: signed, signature: finalSignature) })
             // A second assertion never repeats the jti.
             let again = try ClientAssertion.make(clientID: "hub-7", tokenURL: "https://auth.example/token", keyID: nil,
                                                  signer: signer, now: now)

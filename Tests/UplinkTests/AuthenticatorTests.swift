@@ -61,24 +61,24 @@ struct AuthenticatorTests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let missing = Authenticator(method: .bearerTokenFile(path: directory + "/absent"), fhirBaseURL: "http://127.0.0.1:1", http: http)
-        let missingError = try #require(await authorize(missing).failure)
+        let missingError = try #require(try await authorize(missing).failure)
         #expect(missingError.description.contains(directory + "/absent"))
         #expect(missingError.description.contains("No such file"))
         #expect(!missingError.isRetryable)
 
         try write(" \n\t\n", to: directory + "/empty")
         let empty = Authenticator(method: .bearerTokenFile(path: directory + "/empty"), fhirBaseURL: "http://127.0.0.1:1", http: http)
-        let emptyError = try #require(await authorize(empty).failure)
+        let emptyError = try #require(try await authorize(empty).failure)
         #expect(emptyError.message.contains("is empty"))
 
         try write("secret-part-one\nsecret-part-two\n", to: directory + "/two-lines")
         let twoLines = Authenticator(method: .bearerTokenFile(path: directory + "/two-lines"), fhirBaseURL: "http://127.0.0.1:1", http: http)
-        let twoLinesError = try #require(await authorize(twoLines).failure)
+        let twoLinesError = try #require(try await authorize(twoLines).failure)
         guard case .configuration = twoLinesError.kind else { Issue.record("kind \(twoLinesError.kind)"); return }
         #expect(!twoLinesError.description.contains("secret-part"))
 
         let unreadable = Authenticator(method: .bearerTokenFile(path: directory), fhirBaseURL: "http://127.0.0.1:1", http: http)
-        let unreadableError = try #require(await authorize(unreadable).failure)
+        let unreadableError = try #require(try await authorize(unreadable).failure)
         #expect(unreadableError.message.contains("not a regular file"))
     }
 
@@ -176,7 +176,7 @@ struct AuthenticatorTests {
             method: .clientCredentials(ClientCredentials(tokenURL: server.baseURL + "/token", clientID: "hub 1/ward:a",
                                                          secretFile: try secretFile(directory, "wrong-secret-value"))),
             fhirBaseURL: server.baseURL, http: http)
-        let error = try #require(await authorize(authenticator).failure)
+        let error = try #require(try await authorize(authenticator).failure)
         guard case .rejected(let status, let oauth) = error.kind else { Issue.record("kind \(error.kind)"); return }
         #expect(status == 401)
         #expect(oauth?.error == "invalid_client")
@@ -194,7 +194,7 @@ struct AuthenticatorTests {
             method: .clientCredentials(ClientCredentials(tokenURL: server.baseURL + "/token", clientID: "hub 1/ward:a",
                                                          secretFile: "/nonexistent/vitalgate/secret")),
             fhirBaseURL: server.baseURL, http: http)
-        let error = try #require(await authorize(authenticator).failure)
+        let error = try #require(try await authorize(authenticator).failure)
         guard case .configuration = error.kind else { Issue.record("kind \(error.kind)"); return }
         #expect(error.description.contains("/nonexistent/vitalgate/secret"))
         #expect(try await tokenRequests(server) == 0)
@@ -211,7 +211,7 @@ struct AuthenticatorTests {
         let scoped = Authenticator(method: .clientCredentials(ClientCredentials(
             tokenURL: scopeServer.baseURL + "/token", clientID: "hub 1/ward:a", secretFile: secret, scope: "system/*.*")),
                                    fhirBaseURL: scopeServer.baseURL, http: http)
-        let scopeError = try #require(await authorize(scoped).failure)
+        let scopeError = try #require(try await authorize(scoped).failure)
         guard case .rejected(400, let oauth?) = scopeError.kind else { Issue.record("kind \(scopeError.kind)"); return }
         #expect(oauth == OAuthError(error: "invalid_scope", errorDescription: "scripted refusal"))
         #expect(scopeError.fix.contains("auth.scope"))
@@ -221,7 +221,7 @@ struct AuthenticatorTests {
         let busy = Authenticator(method: .clientCredentials(ClientCredentials(
             tokenURL: busyServer.baseURL + "/token", clientID: "hub 1/ward:a", secretFile: secret)),
                                  fhirBaseURL: busyServer.baseURL, http: http)
-        let busyError = try #require(await authorize(busy).failure)
+        let busyError = try #require(try await authorize(busy).failure)
         guard case .rejected(503, nil) = busyError.kind else { Issue.record("kind \(busyError.kind)"); return }
         #expect(busyError.isRetryable)
         #expect(busyError.retryAfter == .seconds(7))
@@ -229,7 +229,7 @@ struct AuthenticatorTests {
         let garbled = Authenticator(method: .clientCredentials(ClientCredentials(
             tokenURL: busyServer.baseURL + "/echo", clientID: "hub 1/ward:a", secretFile: secret)),
                                     fhirBaseURL: busyServer.baseURL, http: http)
-        let garbledError = try #require(await authorize(garbled).failure)
+        let garbledError = try #require(try await authorize(garbled).failure)
         guard case .invalidResponse(200) = garbledError.kind else { Issue.record("kind \(garbledError.kind)"); return }
         #expect(garbledError.message.contains("has no access_token"))
     }
@@ -238,13 +238,13 @@ struct AuthenticatorTests {
     func unreachable() async throws {
         let server = try await secretServer()
         let port = server.port
-        await server.stopAndWait()
+        try await server.stopAndWait()
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let authenticator = Authenticator(method: .clientCredentials(ClientCredentials(
             tokenURL: "http://127.0.0.1:\(port)/token", clientID: "hub", secretFile: try secretFile(directory))),
                                           fhirBaseURL: "http://127.0.0.1:\(port)", http: http)
-        let failure = try #require(await authorize(authenticator).failure)
+        let failure = try #require(try await authorize(authenticator).failure)
         guard case .tokenEndpointUnreachable(let transport) = failure.kind else { Issue.record("kind \(failure.kind)"); return }
         #expect(transport.kind == .connect)
         #expect(failure.isRetryable)
@@ -270,7 +270,7 @@ struct AuthenticatorTests {
         let undiscoverable = Authenticator(
             method: .clientCredentials(ClientCredentials(clientID: "hub 1/ward:a", secretFile: try secretFile(directory))),
             fhirBaseURL: silent.baseURL, http: http)
-        let error = try #require(await authorize(undiscoverable).failure)
+        let error = try #require(try await authorize(undiscoverable).failure)
         guard case .rejected(404, _) = error.kind else { Issue.record("kind \(error.kind)"); return }
         #expect(error.fix.contains("auth.tokenURL"))
     }
@@ -324,7 +324,7 @@ struct AuthenticatorTests {
             method: .smartBackendServices(SMARTBackendServices(tokenURL: server.baseURL + "/token", clientID: "hub-7",
                                                                privateKeyFile: keys.otherP384, keyID: "hub-7-key", scope: "system/Observation.cs")),
             fhirBaseURL: server.baseURL, http: http)
-        let error = try #require(await authorize(authenticator).failure)
+        let error = try #require(try await authorize(authenticator).failure)
         guard case .rejected(401, let oauth) = error.kind else { Issue.record("kind \(error.kind)"); return }
         #expect(oauth?.error == "invalid_client")
         #expect(oauth?.errorDescription == "signature does not verify")
@@ -341,7 +341,7 @@ struct AuthenticatorTests {
             method: .smartBackendServices(SMARTBackendServices(tokenURL: server.baseURL + "/token", clientID: "hub-7",
                                                                privateKeyFile: keys.rsa, algorithm: .es384, scope: "system/Observation.cs")),
             fhirBaseURL: server.baseURL, http: http)
-        let error = try #require(await authorize(authenticator).failure)
+        let error = try #require(try await authorize(authenticator).failure)
         guard case .configuration = error.kind else { Issue.record("kind \(error.kind)"); return }
         #expect(error.message.contains(keys.rsa))
         #expect(error.message.contains("P-384"))

@@ -33,7 +33,7 @@ struct HTTPClientTLSTests {
         let pki = try await TestPKI.get()
         let server = try await tlsServer(pki)
         defer { server.stop() }
-        let error = try #require(await send(client(TLSOptions(caBundlePath: pki.otherCA)),
+        let error = try #require(try await send(client(TLSOptions(caBundlePath: pki.otherCA)),
                                             HTTPRequest(url: server.baseURL + "/echo")).failure)
         #expect(error.kind == .tls)
         #expect(error.fix.contains("tls.caBundle"))
@@ -44,7 +44,7 @@ struct HTTPClientTLSTests {
         let pki = try await TestPKI.get()
         let server = try await tlsServer(pki)
         defer { server.stop() }
-        let error = try #require(await send(client(TLSOptions()), HTTPRequest(url: server.baseURL + "/echo")).failure)
+        let error = try #require(try await send(client(TLSOptions()), HTTPRequest(url: server.baseURL + "/echo")).failure)
         #expect(error.kind == .tls)
     }
 
@@ -53,7 +53,7 @@ struct HTTPClientTLSTests {
         let pki = try await TestPKI.get()
         let server = try await tlsServer(pki, certificate: pki.mismatchCertificate, key: pki.mismatchKey)
         defer { server.stop() }
-        let error = try #require(await send(client(TLSOptions(caBundlePath: pki.serverCA)),
+        let error = try #require(try await send(client(TLSOptions(caBundlePath: pki.serverCA)),
                                             HTTPRequest(url: server.baseURL + "/echo")).failure)
         #expect(error.kind == .tls)
         #expect(error.fix.contains("host name"))
@@ -64,7 +64,7 @@ struct HTTPClientTLSTests {
         let pki = try await TestPKI.get()
         let server = try await tlsServer(pki)
         defer { server.stop() }
-        let error = try #require(await send(client(TLSOptions(caBundlePath: pki.directory + "/no-such-ca.pem")),
+        let error = try #require(try await send(client(TLSOptions(caBundlePath: pki.directory + "/no-such-ca.pem")),
                                             HTTPRequest(url: server.baseURL + "/echo")).failure)
         #expect(error.kind == .configuration)
         #expect(error.description.contains("Fix: check tls.caBundle path"))
@@ -85,7 +85,7 @@ struct HTTPClientTLSTests {
         let pki = try await TestPKI.get()
         let server = try await tlsServer(pki, requireClientCertificate: true)
         defer { server.stop() }
-        let error = try #require(await send(client(TLSOptions(caBundlePath: pki.serverCA)),
+        let error = try #require(try await send(client(TLSOptions(caBundlePath: pki.serverCA)),
                                             HTTPRequest(url: server.baseURL + "/echo")).failure)
         // TLS 1.3 refuses after the client's half of the handshake: curl sees the alert, or, when the
         // server's reset wins the race, a failed send or receive. Every form points at the certificate.
@@ -100,7 +100,7 @@ struct HTTPClientTLSTests {
         defer { server.stop() }
         let stranger = client(TLSOptions(caBundlePath: pki.serverCA, clientCertificatePath: pki.strangerCertificate,
                                          clientKeyPath: pki.strangerKey))
-        let error = try #require(await send(stranger, HTTPRequest(url: server.baseURL + "/echo")).failure)
+        let error = try #require(try await send(stranger, HTTPRequest(url: server.baseURL + "/echo")).failure)
         #expect([.tls, .send, .receive].contains(error.kind))
         #expect(error.fix.contains("client certificate"))
     }
@@ -112,12 +112,12 @@ struct HTTPClientTLSTests {
         defer { server.stop() }
         let missing = client(TLSOptions(caBundlePath: pki.serverCA, clientCertificatePath: pki.directory + "/none.pem",
                                         clientKeyPath: pki.clientKey))
-        let missingError = try #require(await send(missing, HTTPRequest(url: server.baseURL + "/echo")).failure)
+        let missingError = try #require(try await send(missing, HTTPRequest(url: server.baseURL + "/echo")).failure)
         #expect(missingError.kind == .configuration)
         #expect(missingError.fix.contains("tls.clientCertificate"))
         let mismatched = client(TLSOptions(caBundlePath: pki.serverCA, clientCertificatePath: pki.clientCertificate,
                                            clientKeyPath: pki.strangerKey))
-        let mismatchError = try #require(await send(mismatched, HTTPRequest(url: server.baseURL + "/echo")).failure)
+        let mismatchError = try #require(try await send(mismatched, HTTPRequest(url: server.baseURL + "/echo")).failure)
         #expect(mismatchError.kind == .configuration)
     }
 
@@ -129,10 +129,10 @@ struct HTTPClientTLSTests {
         let plain = try await TestHTTPServer.start()
         defer { plain.stop() }
         let quick = HTTPClient(tls: TLSOptions(caBundlePath: pki.serverCA), requestTimeout: .seconds(10), userAgent: "vitalgate-tests/1")
-        let httpsToPlain = try #require(await send(quick, HTTPRequest(url: "https://127.0.0.1:\(plain.port)/echo")).failure)
+        let httpsToPlain = try #require(try await send(quick, HTTPRequest(url: "https://127.0.0.1:\(plain.port)/echo")).failure)
         #expect(httpsToPlain.kind == .tls)
         // The TLS server answers an HTTP request with a TLS alert or by closing: not a response.
-        let plainToTLS = await send(quick, HTTPRequest(url: "http://127.0.0.1:\(tls.port)/echo"))
+        let plainToTLS = try await send(quick, HTTPRequest(url: "http://127.0.0.1:\(tls.port)/echo"))
         #expect(plainToTLS.failure != nil)
     }
 }

@@ -94,7 +94,7 @@ struct HTTPClientTests {
         let capped = HTTPClient(maximumResponseBytes: 100_000, userAgent: "vitalgate-tests/1")
         let exact = try await send(capped, HTTPRequest(url: server.baseURL + "/bytes/100000")).get()
         #expect(exact.body.count == 100_000)
-        let error = try #require(await send(capped, HTTPRequest(url: server.baseURL + "/bytes/100001")).failure)
+        let error = try #require(try await send(capped, HTTPRequest(url: server.baseURL + "/bytes/100001")).failure)
         #expect(error.kind == .responseTooLarge)
         #expect(error.url == server.baseURL + "/bytes/100001")
         // The handle recovers: the next request works.
@@ -106,7 +106,7 @@ struct HTTPClientTests {
         let server = try await TestHTTPServer.start()
         defer { server.stop() }
         let impatient = HTTPClient(requestTimeout: .milliseconds(500), userAgent: "vitalgate-tests/1")
-        let error = try #require(await send(impatient, HTTPRequest(url: server.baseURL + "/slow/20")).failure)
+        let error = try #require(try await send(impatient, HTTPRequest(url: server.baseURL + "/slow/20")).failure)
         #expect(error.kind == .timeout)
         #expect(error.curlCode == 28)
         #expect(error.description.contains("Fix:"))
@@ -116,8 +116,8 @@ struct HTTPClientTests {
     func connectionRefused() async throws {
         let server = try await TestHTTPServer.start()
         let port = server.port
-        await server.stopAndWait()
-        let result = await send(client, HTTPRequest(url: "http://127.0.0.1:\(port)/Patient?identifier=PATIENT-123"))
+        try await server.stopAndWait()
+        let result = try await send(client, HTTPRequest(url: "http://127.0.0.1:\(port)/Patient?identifier=PATIENT-123"))
         let error = try #require(result.failure)
         #expect(error.kind == .connect)
         #expect(error.url == "http://127.0.0.1:\(port)/Patient")
@@ -134,13 +134,13 @@ struct HTTPClientTests {
 
     @Test("an unresolvable host is a resolve error")
     func unresolvable() async throws {
-        let error = try #require(await send(client, HTTPRequest(url: "http://vitalgate-test.invalid/")).failure)
+        let error = try #require(try await send(client, HTTPRequest(url: "http://vitalgate-test.invalid/")).failure)
         #expect(error.kind == .resolve)
     }
 
     @Test("only http and https URLs are used", arguments: ["file:///etc/hostname", "ftp://127.0.0.1/", "gopher://127.0.0.1/", "not a url"])
     func otherSchemes(url: String) async throws {
-        let error = try #require(await send(client, HTTPRequest(url: url)).failure)
+        let error = try #require(try await send(client, HTTPRequest(url: url)).failure)
         #expect(error.kind == .configuration)
     }
 
@@ -148,13 +148,13 @@ struct HTTPClientTests {
     func headerInjection() async throws {
         let server = try await TestHTTPServer.start()
         defer { server.stop() }
-        let badValue = try #require(await send(client, HTTPRequest(url: server.baseURL + "/echo",
+        let badValue = try #require(try await send(client, HTTPRequest(url: server.baseURL + "/echo",
                                                                   headers: [("X-Test", "a\r\nInjected: yes")])).failure)
         #expect(badValue.kind == .configuration)
         #expect(badValue.curlCode == 0)
-        let badName = try #require(await send(client, HTTPRequest(url: server.baseURL + "/echo", headers: [("Bad Name", "x")])).failure)
+        let badName = try #require(try await send(client, HTTPRequest(url: server.baseURL + "/echo", headers: [("Bad Name", "x")])).failure)
         #expect(badName.kind == .configuration)
-        let badMethod = try #require(await send(client, HTTPRequest(method: "GET /x", url: server.baseURL + "/echo")).failure)
+        let badMethod = try #require(try await send(client, HTTPRequest(method: "GET /x", url: server.baseURL + "/echo")).failure)
         #expect(badMethod.kind == .configuration)
         let stats = try await server.stats(using: client)
         #expect(stats["connections"] as? Int == 1)   // only the stats request itself

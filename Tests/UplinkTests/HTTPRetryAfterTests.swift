@@ -41,6 +41,21 @@ struct HTTPRetryAfterTests {
         #expect(httpDate("Thu, 01 Jan 1970 00:00:00 GMT") == Date(timeIntervalSince1970: 0))
     }
 
+    @Test("impossible calendar dates are nil, in every form",
+          arguments: ["Sat, 31 Feb 2025 08:00:00 GMT", "Mon, 29 Feb 2100 00:00:00 GMT", "Thu, 31 Apr 2025 12:00:00 GMT",
+                      "Monday, 31-Feb-25 08:00:00 GMT", "Mon Feb 31 08:00:00 2025", "Sun, 00 Nov 1994 08:49:37 GMT"])
+    func impossibleDates(value: String) {
+        #expect(httpDate(value) == nil)
+        #expect(retryAfter(value, now: Self.exampleDate) == nil)
+    }
+
+    @Test("a leap second is one second past :59")
+    func leapSecond() {
+        // 2016-12-31 23:59:60 UTC was a real leap second; POSIX time has no slot for it.
+        #expect(httpDate("Sat, 31 Dec 2016 23:59:60 GMT") == Date(timeIntervalSince1970: 1_483_228_800))
+        #expect(httpDate("Sat, 31 Dec 2016 23:59:61 GMT") == nil)
+    }
+
     @Test("garbage is nil", arguments: ["", "soon", "-5", "1.5", "+30", "0x10", "Sun, 06 Nov 1994 08:49:37 PST",
                                         "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Foo 1994 08:49:37 GMT",
                                         "Sun, 06 Nov 1994 25:00:00 GMT", "06 Nov 1994 08:49:37 GMT", "Sun, 6 Nov 1994 08:49:37 GMT"])

@@ -1,29 +1,16 @@
 import Foundation
 import Synchronization
+import VitalGateTestKit
 @testable import Uplink
 
-/// Runs blocking work (curl, processes, files) on a thread of its own and waits without blocking the
-/// concurrency pool. Expectations stay in the test's task: the body returns values, the test checks them.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        let thread = Thread { continuation.resume(returning: body()) }
-        thread.name = "uplink-test"
-        thread.start()
-    }
+/// `client.send(request)` on a dedicated thread (curl blocks), keeping the transport error's type.
+func send(_ client: HTTPClient, _ request: HTTPRequest) async throws -> Result<HTTPResponse, TransportError> {
+    try await onDedicatedThread { Result { () throws(TransportError) in try client.send(request) } }
 }
 
-/// `client.send(request)` on a dedicated thread.
-func send(_ client: HTTPClient, _ request: HTTPRequest) async -> Result<HTTPResponse, TransportError> {
-    await blocking { Result { () throws(TransportError) in try client.send(request) } }
-}
-
-/// `authenticator.authorization()` on a dedicated thread.
-func authorize(_ authenticator: Authenticator) async -> Result<String?, AuthError> {
-    await blocking { Result { () throws(AuthError) in try authenticator.authorization() } }
-}
-
-struct TestSetupError: Error, CustomStringConvertible {
-    var description: String
+/// `authenticator.authorization()` on a dedicated thread, keeping the auth error's type.
+func authorize(_ authenticator: Authenticator) async throws -> Result<String?, AuthError> {
+    try await onDedicatedThread { Result { () throws(AuthError) in try authenticator.authorization() } }
 }
 
 /// A fresh directory under the system's temporary directory; the test removes it.
@@ -56,104 +43,83 @@ func fixturePath(_ name: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)").path
 }
 
-struct ToolResult: Sendable {
-    var status: Int32
-    var output: [UInt8]
-    var errorText: String
+/// The openssl CLI (found on PATH) run in `directory`, killed if it outlives ProcessRunner's timeout.
+func runOpenSSL(_ arguments: [String], in directory: String) throws(TestProcessError) -> ProcessOutput {
+    try ProcessRunner.run("/usr/bin/env", ["openssl"] + arguments, currentDirectory: directory)
 }
 
-/// Runs a command found on PATH (openssl, python3) to completion; output goes through files so a chatty
-/// stderr cannot fill a pipe and stall it.
-func runTool(_ arguments: [String], in directory: String? = nil) throws -> ToolResult {
-    let scratch = try makeTemporaryDirectory()
-    defer { try? FileManager.default.removeItem(atPath: scratch) }
-    let outPath = scratch + "/out", errPath = scratch + "/err"
-    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    try process.run()
-    process.waitUntilExit()
-    return ToolResult(status: process.terminationStatus,
-                      output: Array(try Data(contentsOf: URL(fileURLWithPath: outPath))),
-                      errorText: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
-}
-
-/// Runs openssl and fails the setup when it does.
+/// Runs openssl and fails the setup when it does; returns its stdout.
 @discardableResult
-func openssl(_ arguments: [String], in directory: String) throws -> [UInt8] {
-    let result = try runTool(["openssl"] + arguments, in: directory)
+func openssl(_ arguments: [String], in directory: String) throws(TestProcessError) -> [UInt8] {
+    let result = try runOpenSSL(arguments, in: directory)
     guard result.status == 0 else {
-        throw TestSetupError(description: "openssl \(arguments.joined(separator: " ")) failed: \(result.errorText)")
+        throw TestProcessError("openssl \(arguments.joined(separator: " ")) failed: \(result.standardError)")
     }
-    return result.output
+    return result.standardOutput
 }
 
-/// The scripted peer in Fixtures/test_http_server.py, on 127.0.0.1 and a free port; stopped by PID.
-final class TestHTTPServer: @unchecked Sendable {
+/// The scripted peer in Fixtures/test_http_server.py, on 127.0.0.1 and a free port, launched by
+/// VitalGateTestKit's ``BackgroundProcess`` (so it also dies with the test process); stopped by PID.
+final class TestHTTPServer: Sendable {
     let port: Int
-    let scheme: String
-    let logPath: String
-    private let process: Process
+    /// `http(s)://127.0.0.1:PORT`, as the server announced it.
+    let baseURL: String
+    private let process: BackgroundProcess
+    /// Holds the ready file and the server's log; removed once the server has exited.
+    private let workDirectory: String
 
-    var baseURL: String { "\(scheme)://127.0.0.1:\(port)" }
-
-    private init(process: Process, port: Int, scheme: String, logPath: String) {
+    private init(process: BackgroundProcess, port: Int, workDirectory: String) {
         self.process = process
         self.port = port
-        self.scheme = scheme
-        self.logPath = logPath
+        self.baseURL = process.readyURL
+        self.workDirectory = workDirectory
     }
 
-    /// Starts the server with `arguments` and waits (at most 30 s) for its ready line.
+    /// Starts the server with `arguments` and waits (at most 30 s) for its ready line; `tls` says which
+    /// scheme the arguments must have produced.
     static func start(_ arguments: [String] = [], tls: Bool = false) async throws -> TestHTTPServer {
-        try await blocking { Result { try launch(arguments, tls: tls) } }.get()
+        try await onDedicatedThread { try launch(arguments, tls: tls) }
     }
 
     private static func launch(_ arguments: [String], tls: Bool) throws -> TestHTTPServer {
-        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("uplink-test-server-\(UUID().uuidString).log").path
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", fixturePath("test_http_server.py"), "--lifetime", "120"] + arguments
-        let output = Pipe()
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        try process.run()
-        // The ready line is the only output; read until its newline, or EOF if the server died.
-        let reader = output.fileHandleForReading
-        var line = Data()
-        let deadline = Date().addingTimeInterval(30)
-        while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
+        let directory = try makeTemporaryDirectory()
+        do {
+            let process = try BackgroundProcess(script: fixturePath("test_http_server.py"),
+                                                arguments: ["--lifetime", "120"] + arguments,
+                                                workDirectory: URL(fileURLWithPath: directory),
+                                                readyTimeout: .seconds(30), name: "test-http-server")
+            guard let components = URLComponents(string: process.readyURL), let port = components.port,
+                  components.scheme == (tls ? "https" : "http") else {
+                process.stop()
+                throw TestProcessError("the test server announced \(process.readyURL), not a \(tls ? "https" : "http") URL")
+            }
+            return TestHTTPServer(process: process, port: port, workDirectory: directory)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
         }
-        let words = String(decoding: line, as: UTF8.self).split(separator: " ")
-        guard words.count == 3, words[0] == "listening", let port = Int(words[2].trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            kill(process.processIdentifier, SIGTERM)
-            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            throw TestSetupError(description: "test server did not start: \(String(decoding: line, as: UTF8.self)) \(log)")
-        }
-        return TestHTTPServer(process: process, port: port, scheme: tls ? "https" : "http", logPath: logPath)
     }
 
-    /// Stops the server by its PID.
+    /// Stops the server by its PID without waiting: the exit is awaited and its files removed on a
+    /// thread of its own, so a `defer` in an async test never blocks the concurrency pool.
     func stop() {
-        kill(process.processIdentifier, SIGTERM)
-        try? FileManager.default.removeItem(atPath: logPath)
+        let process = self.process, directory = workDirectory
+        kill(process.pid, SIGTERM)
+        let reaper = Thread {
+            process.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        reaper.name = "uplink-test-server-stop"
+        reaper.start()
     }
 
     /// Stops the server and waits until it has exited, so its port is closed.
-    func stopAndWait() async {
-        stop()
-        await blocking { self.process.waitUntilExit() }
+    func stopAndWait() async throws {
+        let process = self.process, directory = workDirectory
+        try await onDedicatedThread {
+            process.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
     }
 
     /// The server's counters (connections, token requests, last token form and client assertion).
@@ -218,7 +184,7 @@ struct TestPKI: Sendable {
 
     /// The shared PKI, generated on first use (on a dedicated thread: it runs openssl).
     static func get() async throws -> TestPKI {
-        try await blocking { shared }.get()
+        try await onDedicatedThread { try shared.get() }
     }
 }
 

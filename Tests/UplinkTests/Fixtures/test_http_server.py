@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """A scripted HTTP(S) peer for the Uplink's HTTP client and authenticator tests (stdlib only).
 
-Binds 127.0.0.1 on a free port, prints "listening 127.0.0.1 <port>" once it accepts connections, and
-exits by itself after --lifetime seconds. Tests stop it earlier by PID (SIGTERM).
+Binds 127.0.0.1 on a free port and, once it accepts connections, writes "ready http(s)://127.0.0.1:<port>"
+to --ready-file (atomically, the line VitalGateTestKit's BackgroundProcess waits for) and to stdout. Exits by
+itself after --lifetime seconds, or when stdin reaches EOF with --stop-on-stdin-eof (the test process died);
+tests stop it earlier by PID (SIGTERM).
 
 Routes:
   /echo                            200, JSON of the request (method, path, headers, body)
@@ -299,6 +301,16 @@ def verify_with_openssl(public_key, message, signature):
         return result.returncode == 0
 
 
+def exit_at_stdin_eof():
+    """The launcher holds our stdin open while it lives; EOF means it is gone, so go too."""
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    os._exit(0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lifetime", type=float, default=120, help="exit after this many seconds")
@@ -316,6 +328,8 @@ def main():
     parser.add_argument("--token-status", type=int, help="answer token requests with this bare status")
     parser.add_argument("--accept-token", help="a static bearer token /fhir accepts")
     parser.add_argument("--no-discovery", action="store_true")
+    parser.add_argument("--ready-file", help="write the ready line here once listening")
+    parser.add_argument("--stop-on-stdin-eof", action="store_true", help="exit when stdin closes")
     options = parser.parse_args()
     # A launcher's threads may block signals, and the mask survives exec: unblock the ones that stop us.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
@@ -335,7 +349,17 @@ def main():
     timer = threading.Timer(options.lifetime, lambda: os._exit(0))
     timer.daemon = True
     timer.start()
-    print(f"listening 127.0.0.1 {server.server_address[1]}", flush=True)
+    if options.stop_on_stdin_eof:
+        threading.Thread(target=exit_at_stdin_eof, daemon=True).start()
+    scheme = "https" if context is not None else "http"
+    line = f"ready {scheme}://127.0.0.1:{server.server_address[1]}"
+    if options.ready_file:
+        # Write then rename, so the launcher never reads half a line.
+        partial = options.ready_file + ".partial"
+        with open(partial, "w") as file:
+            file.write(line + "\n")
+        os.replace(partial, options.ready_file)
+    print(line, flush=True)
     server.serve_forever()
 
 
