@@ -2,11 +2,18 @@ import VitalModel
 
 /// The key that makes a device's re-sent stored records land on the rows they already have.
 ///
-/// `device|kind|slot:N|time|seq:N`: the device by its System ID, else Bluetooth address, else USB
-/// vendor:product:serial (else profile, model and serial number); the device's own timestamp when it sent
-/// one (a re-sent record keeps it), else the hub's receive instant in milliseconds (then only an exact
-/// re-delivery matches). Free text is percent-escaped so `#` and `|` never occur in it: `#` starts the
-/// suffix that tells apart readings a stuck device clock gave the same key.
+/// `device|kind|time`: the same parts as the FHIR Observation identifier (device, measurement type, device
+/// time; the patient is attached to the row, not the key), so two rows with one base key would upload
+/// under one identifier and the server would keep only one of them. The device is named by its System
+/// ID, else Bluetooth address, else USB vendor:product:serial (else profile, model and serial number); the
+/// time is the device's own timestamp when it sent one (a re-sent record keeps it), else the hub's receive
+/// instant in milliseconds (then only an exact re-delivery matches).
+///
+/// A row with the same base key is the same reading only when its values, user slot and sequence number
+/// are equal too. Otherwise it is another reading that a device clock which did not advance gave the same
+/// time: it is stored under a collision key, the base key with `#rx:` and its receive instant, and uploaded
+/// with an identifier made from the receive time (``isCollision(_:)``). Free text is percent-escaped so
+/// `#` and `|` never occur in the base key.
 enum DedupeKey {
     static func base(for reading: Reading) -> String {
         let device = reading.device
@@ -28,13 +35,28 @@ enum DedupeKey {
         } else {
             timePart = "rx:" + String(reading.receivedAt.instant.outboxMilliseconds)
         }
-        return [devicePart, reading.kind.rawValue, "slot:" + (reading.userSlot.map(String.init) ?? "-"), timePart,
-                "seq:" + (reading.sequenceNumber.map(String.init) ?? "-")].joined(separator: "|")
+        return [devicePart, reading.kind.rawValue, timePart].joined(separator: "|")
     }
+
+    /// True when a stored reading's JSON is the same reading as `json` (same base key assumed): the same
+    /// values, user slot and sequence number. Receive time, subject and everything else may differ (a
+    /// device re-sends its stored records in a later session).
+    static func isSameReading(stored: JSONValue, as json: JSONValue) -> Bool {
+        ["values", "userSlot", "sequenceNumber"].allSatisfy { member in
+            // `null` and absent are the same: the writer omits some members when they are nil.
+            (stored[member] ?? .null) == (json[member] ?? .null)
+        }
+    }
+
+    /// True when `key` was made by ``collision(base:reading:)``: the row's upload is identified by its
+    /// receive time, because another reading holds the base key.
+    static func isCollision(_ key: String) -> Bool { key.contains(collisionMarker) }
+
+    private static let collisionMarker = "#rx:"
 
     /// The key of a reading that collides with `base` but is another reading: its receive instant added.
     static func collision(base: String, reading: Reading) -> String {
-        base + "#rx:" + String(reading.receivedAt.instant.outboxMilliseconds)
+        base + collisionMarker + String(reading.receivedAt.instant.outboxMilliseconds)
     }
 
     private static func escape(_ text: String) -> String {

@@ -22,16 +22,22 @@ public final class Outbox: Sendable {
     /// Opens the outbox at `path` (creating it and its schema when absent), checks it and recovers it.
     ///
     /// A file from a newer VitalGate, or another application's database, is refused and left untouched. A
-    /// file that is not a database or fails `quick_check` is moved aside and replaced, keeping every row
-    /// that can be read and verified (see ``RecoveryReport``). The directory must exist.
+    /// file that is not a database or fails `quick_check` is replaced by a new file holding every row that
+    /// can be read and verified, and kept beside it under another name (see ``RecoveryReport``); a kill in
+    /// the middle of that is redone or finished at the next start. The directory must exist; a lock file
+    /// that cannot be opened or locked is ``OutboxError/cannotLock(path:operation:errno:)``, one held by
+    /// another daemon ``OutboxError/inUse(path:)``.
     public init(path: String, options: OutboxOptions = .init()) throws(OutboxError) {
         var descriptor: Int32 = -1
         if options.role == .owner {
             // flock, not SQLite's locking: it is released by the kernel when a killed daemon's process ends.
             descriptor = Glibc.open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            if descriptor >= 0, flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            guard descriptor >= 0 else { throw OutboxError.cannotLock(path: path, operation: "open", errno: errno) }
+            if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+                let code = errno
                 Glibc.close(descriptor)
-                throw OutboxError.inUse(path: path)
+                // Only "held by someone else" means another daemon; any other failure must not be read as that.
+                throw code == EWOULDBLOCK ? OutboxError.inUse(path: path) : OutboxError.cannotLock(path: path, operation: "lock", errno: code)
             }
         }
         let opened: (store: OutboxStore, report: RecoveryReport)
@@ -59,7 +65,9 @@ public final class Outbox: Sendable {
     /// readings survive power loss, and only then may their devices be acknowledged.
     ///
     /// A reading the outbox already holds (same device, kind, user slot, device time or receive time, and
-    /// sequence number, with the same values) is a `.duplicate` and writes nothing. Refuses with
+    /// sequence number, with the same values) is a `.duplicate` and writes nothing. Another reading with the
+    /// same device, kind and time (a device clock that did not advance) is stored and marked
+    /// ``StoredReading/identifyByReceipt``, so that its upload does not reuse the first one's identifier. Refuses with
     /// ``OutboxError/diskFull(path:freeBytes:reservedBytes:cause:)`` when free space is below
     /// ``OutboxOptions/reservedFreeBytes`` or the disk fills; then nothing of the batch is stored.
     public func ingest(_ readings: [IncomingReading]) throws(OutboxError) -> [IngestOutcome] {
@@ -67,7 +75,9 @@ public final class Outbox: Sendable {
     }
 
     /// Up to `limit` pending readings that are due (`nextAttemptAt` is nil or not after `now`), oldest
-    /// first, marked in flight. Unassigned readings are never returned.
+    /// first, marked in flight. Unassigned readings are never returned. A row whose stored reading this
+    /// version cannot read back is moved to the dead letters instead (kept, and retryable after an upgrade),
+    /// so it does not hold up the rows behind it.
     public func nextBatch(limit: Int, now: Date) throws(OutboxError) -> [StoredReading] {
         try locked { store throws(OutboxError) in try store.nextBatch(limit: limit, now: now) }
     }
@@ -97,6 +107,13 @@ public final class Outbox: Sendable {
         try locked { store throws(OutboxError) in try store.retryDeadLetter(id, actor: actor) }
     }
 
+    /// An operator sends every dead reading again (dead → pending) in one transaction committed with
+    /// `synchronous=FULL`, with one audit event per reading; returns how many. Dead readings whose stored
+    /// form this version cannot read are included (after an upgrade they may upload).
+    public func retryAllDeadLetters(actor: String) throws(OutboxError) -> Int {
+        try locked { store throws(OutboxError) in try store.retryAllDeadLetters(actor: actor) }
+    }
+
     /// An operator gives up on a dead reading (dead → discarded): it is never uploaded; audited.
     public func discardDeadLetter(_ id: OutboxReadingID, actor: String) throws(OutboxError) {
         try locked { store throws(OutboxError) in try store.discardDeadLetter(id, actor: actor) }
@@ -108,12 +125,14 @@ public final class Outbox: Sendable {
         try locked { store throws(OutboxError) in try store.assign(id, to: subject, actor: actor) }
     }
 
-    /// The reading with this id, or nil when there is none (never stored, pruned or quarantined).
+    /// The reading with this id, or nil when there is none (never stored, pruned or quarantined);
+    /// ``OutboxError/unreadableRow(_:problem:)`` when its row cannot be read back by this version.
     public func reading(_ id: OutboxReadingID) throws(OutboxError) -> StoredReading? {
         try locked { store throws(OutboxError) in try store.storedReading(id) }
     }
 
-    /// Up to `limit` readings in `state`, oldest first.
+    /// Up to `limit` readings in `state`, oldest first. Rows this version cannot read back are left out
+    /// (``summary()`` still counts them, and ``reading(_:)`` names their problem).
     public func readings(in state: ReadingState, limit: Int) throws(OutboxError) -> [StoredReading] {
         try locked { store throws(OutboxError) in try store.readings(in: state, limit: limit) }
     }

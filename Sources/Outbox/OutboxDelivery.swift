@@ -18,11 +18,15 @@ extension OutboxStore {
             for row in rows {
                 guard let id = row[0].integer else { continue }
                 var stored: StoredReading
-                do {
+                do throws(OutboxError) {
                     stored = try Self.decodeReadingRow(row)
                 } catch {
-                    // One row that cannot be read back must not stop every upload behind it.
-                    try quarantine(Schema.readings, id: id, reason: "\(error)")
+                    // One row that cannot be read back must not stop every upload behind it. It stays in the
+                    // readings table (dead, not quarantined), so an operator can retry it after an upgrade.
+                    let problem = if case .unreadableRow(_, let problem) = error { problem } else { "\(error)" }
+                    try markDead(OutboxReadingID(id), httpStatus: nil,
+                                 reason: "the stored reading cannot be read by this VitalGate version (\(problem)); "
+                                     + "retry it after upgrading VitalGate", outcome: nil, at: Date(outboxMilliseconds: changedAt))
                     continue
                 }
                 try run("UPDATE readings SET state = 'in-flight', changed_at = ?2 WHERE id = ?1", [.integer(id), .integer(changedAt)])
@@ -70,17 +74,22 @@ extension OutboxStore {
     func deadLetter(_ id: OutboxReadingID, httpStatus: Int?, reason: String, outcome: String?, at: Date) throws(OutboxError) {
         try transaction("dead-letter a reading", synchronous: "FULL") { () throws(OutboxError) in
             try require(id, in: Self.unsent, toBecome: .dead)
-            try run("""
-                UPDATE readings SET state = 'dead', attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL,
-                    changed_at = ?3 WHERE id = ?1
-                """, [.integer(id.rawValue), .text(Self.capped(reason, bytes: 1024)), .integer(nowMilliseconds)])
-            try reseal(Schema.readings, id: id.rawValue)
-            try run("INSERT INTO dead_letters(reading_id, http_status, reason, outcome, at, checksum) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-                    [.integer(id.rawValue), httpStatus.map { .integer(Int64($0)) } ?? .null, .text(Self.capped(reason, bytes: 1024)),
-                     outcome.map { .text(Self.capped($0, bytes: 8192)) } ?? .null, .date(at)])
-            try reseal(Schema.deadLetters, id: database.lastInsertedRowID)
-            try audit("dead-letter", reading: id.rawValue, detail: httpStatus.map { "HTTP \($0)" } ?? "no HTTP status")
+            try markDead(id, httpStatus: httpStatus, reason: reason, outcome: outcome, at: at)
         }
+    }
+
+    /// Makes a reading dead with its dead letter and audit event, inside the caller's transaction.
+    private func markDead(_ id: OutboxReadingID, httpStatus: Int?, reason: String, outcome: String?, at: Date) throws(OutboxError) {
+        try run("""
+            UPDATE readings SET state = 'dead', attempts = attempts + 1, last_error = ?2, next_attempt_at = NULL,
+                changed_at = ?3 WHERE id = ?1
+            """, [.integer(id.rawValue), .text(Self.capped(reason, bytes: 1024)), .integer(nowMilliseconds)])
+        try reseal(Schema.readings, id: id.rawValue)
+        try run("INSERT INTO dead_letters(reading_id, http_status, reason, outcome, at, checksum) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+                [.integer(id.rawValue), httpStatus.map { .integer(Int64($0)) } ?? .null, .text(Self.capped(reason, bytes: 1024)),
+                 outcome.map { .text(Self.capped($0, bytes: 8192)) } ?? .null, .date(at)])
+        try reseal(Schema.deadLetters, id: database.lastInsertedRowID)
+        try audit("dead-letter", reading: id.rawValue, detail: httpStatus.map { "HTTP \($0)" } ?? "no HTTP status")
     }
 
     func retryDeadLetter(_ id: OutboxReadingID, actor: String) throws(OutboxError) {
@@ -88,6 +97,18 @@ extension OutboxStore {
             try require(id, in: [.dead], toBecome: .pending)
             try setState(id, .pending)
             try audit("dead-letter-retry", reading: id.rawValue, actor: actor, detail: "dead to pending")
+        }
+    }
+
+    func retryAllDeadLetters(actor: String) throws(OutboxError) -> Int {
+        try transaction("retry every dead letter", synchronous: "FULL") { () throws(OutboxError) in
+            // By id alone: a dead row this version cannot decode is retried too.
+            let ids = try query("SELECT id FROM readings WHERE state = 'dead' ORDER BY id").compactMap { $0[0].integer }
+            for id in ids {
+                try setState(OutboxReadingID(id), .pending)
+                try audit("dead-letter-retry", reading: id, actor: actor, detail: "dead to pending (all dead letters retried)")
+            }
+            return ids.count
         }
     }
 

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why an Outbox operation failed: what went wrong, where, how to fix it, and SQLite's code and message.
 /// Descriptions name readings by local id only, so they can be logged.
@@ -18,10 +21,14 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
     case unknownReading(OutboxReadingID)
     /// The reading is not in a state the operation applies to.
     case invalidTransition(OutboxReadingID, from: ReadingState, to: ReadingState)
-    /// A stored row's payload or state could not be read back (its checksum matched, so a bug wrote it).
+    /// A stored row's payload or state could not be read back by this version (its checksum matched: a bug
+    /// or another VitalGate version wrote it). The row is not changed by the failed read.
     case unreadableRow(OutboxReadingID, problem: String)
     /// Another process (a second daemon) holds the outbox's lock.
     case inUse(path: String)
+    /// The lock file `<path>.lock` could not be opened or locked for another reason than another holder
+    /// (`operation` is `open` or `lock`; `errno` is the system's error number).
+    case cannotLock(path: String, operation: String, errno: Int32)
     /// An operator command found no outbox, or one the daemon has not yet brought to this version.
     case notReady(path: String, problem: String)
 
@@ -63,11 +70,17 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
         case .inUse(let path):
             return "The outbox database \(path) is in use by another VitalGate daemon (its lock file \(path).lock is held). "
                 + "Fix: stop the other vitalgated (systemctl stop vitalgated), or give this one another stateDirectory."
+        case .cannotLock(let path, let operation, let code):
+            return "Cannot \(operation) the outbox's lock file \(path).lock: errno \(code) (\(String(cString: strerror(code)))). "
+                + "Fix: check that the state directory exists, its owner and permissions (the service user must be "
+                + "able to create and write files in it), that \(path).lock is a regular file, and that the file "
+                + "system is not read-only."
         case .notReady(let path, let problem):
             return "The outbox database \(path) \(problem). Fix: start vitalgated once so that it creates or upgrades it."
         case .unreadableRow(let id, let problem):
-            return "\(id) is stored but cannot be read back: \(problem). Fix: report this as a VitalGate bug; "
-                + "the row is kept as it is."
+            return "\(id) is stored but this VitalGate version cannot read it back: \(problem). The row is kept as "
+                + "it is (uploads move it to the dead letters rather than send it). Fix: if another VitalGate version "
+                + "wrote it, upgrade and retry it with `vitalgate dead-letters retry`; otherwise report this as a VitalGate bug."
         }
     }
 }

@@ -25,15 +25,16 @@ extension OutboxStore {
             WHERE dedupe_key = ?1 OR (dedupe_key >= ?2 AND dedupe_key < ?3) ORDER BY id
             """, [.text(base), .text(base + "#"), .text(base + "$")])
         for candidate in candidates {
-            // Same key and same values: the device re-sent a record the outbox holds.
-            if let payload = candidate[2].text, let stored = try? JSONValue.parse(payload), stored["values"] == json["values"],
-               let id = candidate[0].integer {
+            // Same key, values, user slot and sequence number: the device re-sent a record the outbox holds.
+            if let payload = candidate[2].text, let stored = try? JSONValue.parse(payload),
+               DedupeKey.isSameReading(stored: stored, as: json), let id = candidate[0].integer {
                 return .duplicate(OutboxReadingID(id))
             }
         }
         var key = base
         if !candidates.isEmpty {
-            // Same key, other values: the device clock did not advance between two measurements.
+            // Same device, kind and time, another reading: the device clock did not advance between two
+            // measurements (or two users' readings share a time). One FHIR identifier cannot hold both.
             let taken = Set(candidates.compactMap { $0[1].text })
             key = DedupeKey.collision(base: base, reading: item.reading)
             let stem = key
@@ -53,8 +54,9 @@ extension OutboxStore {
         let id = database.lastInsertedRowID
         try reseal(Schema.readings, id: id)
         if let first = candidates.first?[0].integer {
-            try audit("clock-collision", reading: id, detail: "same device, kind, user slot, device time and sequence "
-                + "number as reading \(first) but other values: the device clock did not advance; stored under its receive time")
+            try audit("clock-collision", reading: id, detail: "same device, kind and \(item.reading.deviceTime == nil ? "receive" : "device") "
+                + "time as reading \(first) but other values, user slot or sequence number: the device clock did not "
+                + "advance; stored and identified by its receive time")
         }
         return .stored(OutboxReadingID(id))
     }

@@ -14,6 +14,10 @@ extension OutboxStore {
     /// Opens (or creates) the outbox at `path` and brings it to a working state, reporting what it did.
     static func open(path: String, options: OutboxOptions) throws(OutboxError) -> (store: OutboxStore, report: RecoveryReport) {
         if options.role == .operator { return try openForOperator(path: path, options: options) }
+        // A replacement of a damaged file that a kill interrupted: finished if its new file was complete, else
+        // its incomplete new file goes and the damaged file (still at `path`) is checked and replaced again.
+        let finishedReplacement = try finishInterruptedReplacement(path: path)
+        try removeDatabaseFiles(salvagePath(path), of: path)
         let existing = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
         var report = RecoveryReport(path: path, createdNewFile: (existing ?? 0) == 0, migratedFrom: nil,
                                     schemaVersion: Schema.currentVersion, quickCheck: nil, quarantinedRows: [:],
@@ -32,6 +36,10 @@ extension OutboxStore {
             return try replaceDamagedFile(path: path, options: options, reason: damage.reason, report: report)
         }
         try store.prepareForUse(report: &report)
+        if finishedReplacement {
+            let detail = try store.query("SELECT detail FROM audit WHERE event = 'replaced-damaged-file' ORDER BY id DESC LIMIT 1")
+            report.finishedInterruptedReplacement = detail.first?.first?.text ?? "its audit event is missing"
+        }
         return (store, report)
     }
 

@@ -8,7 +8,10 @@ extension OutboxStore {
         var result: [StoredReading] = []
         for row in try query("SELECT \(Self.readingColumns) FROM readings WHERE state = ?1 ORDER BY id LIMIT ?2",
                              [.text(state.rawValue), .integer(Int64(limit))]) {
-            result.append(try Self.decodeReadingRow(row))
+            // One row this version cannot read must not hide every other: it is left out here, still counted
+            // by summary(), and reading(_:) names its problem.
+            guard let stored = try? Self.decodeReadingRow(row) else { continue }
+            result.append(stored)
         }
         return result
     }

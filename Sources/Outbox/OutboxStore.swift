@@ -134,7 +134,7 @@ final class OutboxStore {
                              storedAt: Date(outboxMilliseconds: storedAt),
                              deliveredAt: row[10].integer.map(Date.init(outboxMilliseconds:)),
                              serverStatus: row[11].integer.map { Int($0) }, locations: locations,
-                             identifyByReceipt: row[1].text?.contains("#rx:") ?? false)
+                             identifyByReceipt: row[1].text.map(DedupeKey.isCollision) ?? false)
     }
 
     /// Moves a row to the quarantine table with its columns as JSON text, and audits it.

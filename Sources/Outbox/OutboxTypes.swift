@@ -132,7 +132,7 @@ public struct AuditEvent: Sendable, Hashable {
     public var at: Date
 }
 
-/// A row that failed its checksum (or could not be decoded) and was moved out of its table.
+/// A row that failed its checksum and was moved out of its table.
 public struct QuarantinedRow: Sendable, Hashable {
     public var id: Int64
     public var table: String

@@ -18,12 +18,16 @@ public struct RecoveryReport: Sendable, Hashable, CustomStringConvertible {
     public var requeuedInFlight: Int
     /// Set when the file was damaged beyond row level and replaced.
     public var replacedFile: ReplacedFile?
+    /// Set when a stop interrupted the replacement of a damaged file after its new file was complete, and
+    /// this start put the new file in place: what that replacement recorded in the audit trail (where the
+    /// damaged file was kept, what was salvaged and lost).
+    public var finishedInterruptedReplacement: String?
 
     /// A damaged database file that was moved aside, and what could be taken from it.
     public struct ReplacedFile: Sendable, Hashable {
         /// Why it was replaced: not a database, or the quick_check findings.
         public var reason: String
-        /// Where the damaged file is now (its -wal and -shm, if any, beside it with the same suffixes).
+        /// Where the damaged file is kept (its -wal and -journal, if any, beside it with the same suffixes).
         public var movedTo: String
         /// Rows copied into the new file with verified checksums, by table.
         public var salvagedRows: [String: Int]
@@ -39,7 +43,9 @@ public struct RecoveryReport: Sendable, Hashable, CustomStringConvertible {
     public var lostRows: Int { replacedFile?.lostRows ?? 0 }
 
     /// True when the file opened as it was left, with nothing to repair (in-flight readings may have been requeued).
-    public var isClean: Bool { replacedFile == nil && quarantinedRows.isEmpty && (quickCheck == nil || quickCheck == "ok") }
+    public var isClean: Bool {
+        replacedFile == nil && finishedInterruptedReplacement == nil && quarantinedRows.isEmpty && (quickCheck == nil || quickCheck == "ok")
+    }
 
     public var description: String {
         var sentences: [String] = []
@@ -69,6 +75,11 @@ public struct RecoveryReport: Sendable, Hashable, CustomStringConvertible {
             var text = "Opened the outbox database \(path)"
             if let migratedFrom { text += ", migrated from schema version \(migratedFrom) to \(schemaVersion)" }
             sentences.append(text + "; quick_check \(quickCheck ?? "not run").")
+        }
+        if let finished = finishedInterruptedReplacement {
+            sentences.append("A stop interrupted the replacement of the damaged outbox database \(path) after its new file "
+                + "was complete; this start put the new file in place (\(finished)). Fix: keep the moved-aside file for "
+                + "inspection and check the storage medium.")
         }
         if !quarantinedRows.isEmpty {
             let parts = quarantinedRows.sorted { $0.key < $1.key }.map { "\($0.value) from \($0.key)" }

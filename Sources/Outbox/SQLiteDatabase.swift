@@ -129,13 +129,16 @@ public final class SQLiteDatabase {
     /// Runs `sql` with `arguments` bound to `?1...` and returns every row.
     func query(_ sql: String, _ arguments: [Value] = []) throws(Failure) -> [[Value]] {
         var rows: [[Value]] = []
-        try forEachRow(sql, arguments) { rows.append($0) }
+        try forEachRow(sql, arguments) { row in
+            rows.append(row)
+            return true
+        }
         return rows
     }
 
     /// Runs `sql` and hands each row to `body` as it is stepped, so a scan that fails half-way keeps the
-    /// rows it read (the salvage of a damaged file depends on that).
-    func forEachRow(_ sql: String, _ arguments: [Value] = [], _ body: ([Value]) -> Void) throws(Failure) {
+    /// rows it read (the salvage of a damaged file depends on that). `body` returns false to stop early.
+    func forEachRow(_ sql: String, _ arguments: [Value] = [], _ body: ([Value]) -> Bool) throws(Failure) {
         let statement = try prepare(sql)
         defer {
             sqlite3_reset(statement)
@@ -146,7 +149,7 @@ public final class SQLiteDatabase {
             let code = sqlite3_step(statement)
             switch code {
             case SQLITE_ROW:
-                body((0..<sqlite3_column_count(statement)).map { column(statement, $0) })
+                guard body((0..<sqlite3_column_count(statement)).map { column(statement, $0) }) else { return }
             case SQLITE_DONE:
                 return
             default:

@@ -12,19 +12,53 @@ public struct DecimalValue: Sendable, Hashable, Comparable, CustomStringConverti
     }
 
     /// Parses plain decimal text such as `"120"`, `"-79.50"` or `"0.0009765625"`; trailing zeros are kept
-    /// as precision. Returns nil for anything else (exponent notation, empty, overflow).
+    /// as precision. Returns nil for anything else (exponent notation, `+`, spaces, empty, overflow).
     public init?(_ text: String) {
-        var digits = Substring(text)
-        var negative = false
-        if digits.first == "-" { negative = true; digits = digits.dropFirst() }
-        let parts = digits.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let whole = parts.first, !whole.isEmpty,
-              whole.allSatisfy(\.isASCIIDigit) else { return nil }
-        let fraction = parts.count == 2 ? parts[1] : ""
-        guard parts.count == 1 || (!fraction.isEmpty && fraction.allSatisfy(\.isASCIIDigit)),
-              let magnitude = Int64(whole + fraction) else { return nil }
-        mantissa = negative ? -magnitude : magnitude
-        exponent = -fraction.count
+        self.init(text, positiveExponent: nil)
+    }
+
+    /// Parses plain decimal text as ``init(_:)`` does (nil `positiveExponent`), or, with `positiveExponent`
+    /// (1 or more), a whole number whose last `positiveExponent` zeros belong to the exponent, as
+    /// ``description`` writes a positive exponent: `"1200"` with 2 is 12 × 10², and `"0"` with 4 is 0 × 10⁴.
+    /// So `DecimalValue(d.description, positiveExponent: …)` gives `d` back exactly, `Int64.min` included.
+    public init?(_ text: String, positiveExponent: Int?) {
+        let isDigit: (UInt8) -> Bool = { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        var body = Substring(text).utf8[...]
+        let negative = body.first == UInt8(ascii: "-")
+        if negative { body = body.dropFirst() }
+        let point = body.firstIndex(of: UInt8(ascii: "."))
+        let whole = body[..<(point ?? body.endIndex)]
+        let fraction = point.map { body[body.index(after: $0)...] } ?? body[body.endIndex...]
+        guard !whole.isEmpty, whole.allSatisfy(isDigit), point == nil || (!fraction.isEmpty && fraction.allSatisfy(isDigit))
+        else { return nil }
+        var digits = Array(whole) + Array(fraction)
+        var exponent = -fraction.count
+        if let positiveExponent {
+            guard positiveExponent > 0, point == nil else { return nil }
+            if digits.contains(where: { $0 != UInt8(ascii: "0") }) {
+                // The writer appended exactly that many zeros to the mantissa's digits.
+                guard digits.count > positiveExponent, digits.suffix(positiveExponent).allSatisfy({ $0 == UInt8(ascii: "0") })
+                else { return nil }
+                digits.removeLast(positiveExponent)
+            }
+            exponent = positiveExponent
+        }
+        // The magnitude in 64 unsigned bits, so that -9223372036854775808 (Int64.min) parses too.
+        var magnitude: UInt64 = 0
+        for digit in digits {
+            let (times10, overflow1) = magnitude.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
+            guard !overflow1, !overflow2 else { return nil }
+            magnitude = sum
+        }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+            mantissa = Int64(truncatingIfNeeded: 0 &- magnitude)
+        } else {
+            guard magnitude <= UInt64(Int64.max) else { return nil }
+            mantissa = Int64(magnitude)
+        }
+        self.exponent = exponent
     }
 
     /// Exact text, with as many fraction digits as the exponent says (FHIR decimal form, no exponent notation).
@@ -52,5 +86,6 @@ public struct DecimalValue: Sendable, Hashable, Comparable, CustomStringConverti
 }
 
 extension Character {
-    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+    /// Only the ten ASCII digits: a range check on `Character` would also admit a digit with a combining mark.
+    var isASCIIDigit: Bool { asciiValue.map { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) } ?? false }
 }

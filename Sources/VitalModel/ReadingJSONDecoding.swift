@@ -83,6 +83,10 @@ extension Reading {
         try self.init(json: value)
     }
 
+    /// The exponents a stored value may have: those of IEEE 11073 FLOAT (8 signed bits), the widest any
+    /// device sends. A bound, so that text built from a value (FHIR decimals) cannot grow without limit.
+    static let exponentRange = -128...127
+
     static func measuredValue(_ json: JSONValue, path: String) throws(ReadingJSONError) -> MeasuredValue {
         var object = try JSONObjectReader(json, path: path)
         let key = try object.string("type")
@@ -105,12 +109,20 @@ extension Reading {
             numeric = .special(special)
         case .number(let text):
             guard object.optional("special") == nil else { throw object.error("special", "a value with a number has no special value") }
-            if let exponent, exponent <= 0 { throw object.error("exponent", "is written only when positive") }
+            if let exponent {
+                if exponent <= 0 { throw object.error("exponent", "is written only when positive") }
+                if exponent > Self.exponentRange.upperBound {
+                    throw object.error("exponent", "must be at most \(Self.exponentRange.upperBound) (exponents are \(Self.exponentRange))")
+                }
+            }
             // The message does not repeat the number: it is a measured value.
-            guard let decimal = parseExactDecimal(text, positiveExponent: exponent) else {
+            guard let decimal = DecimalValue(text, positiveExponent: exponent) else {
                 throw object.error("value", exponent == nil
                     ? "expected a plain decimal number (digits, optional '-' and fraction) within 64 bits"
                     : "expected a whole number ending in as many zeros as the exponent says")
+            }
+            guard decimal.exponent >= Self.exponentRange.lowerBound else {
+                throw object.error("value", "has more than \(-Self.exponentRange.lowerBound) fraction digits (exponents are \(Self.exponentRange))")
             }
             numeric = .number(decimal)
         case let other:
@@ -146,19 +158,20 @@ extension Reading {
         return DeviceTimestamp(time: time, resolution: resolution, utcOffsetQuarterHours: quarters, clock: clock)
     }
 
+    /// The writer's form, `YYYY-MM-DDTHH:MM:SS.fff±HH:MM` (always milliseconds, always a numeric offset),
+    /// then ``HubTimestamp/init(iso8601:)``'s own checks: a year from 1970 to 9998 and an offset within ±18 h.
     static func hubTimestamp(_ json: JSONValue, path: String) throws(ReadingJSONError) -> HubTimestamp {
-        let problem = "expected YYYY-MM-DDTHH:MM:SS.fff±HH:MM"
+        let problem = "expected YYYY-MM-DDTHH:MM:SS.fff±HH:MM, a possible date and time in the years 1970 to 9998 "
+            + "with an offset within ±18:00"
         guard case .string(let text) = json else {
             throw ReadingJSONError(path: path, problem: "\(problem), found \(kindName(of: json))")
         }
         let characters = Array(text)
-        guard characters.count > 23, let local = LocalDateTime(iso8601: String(characters[0..<23])),
-              let offset = parseWrittenUTCOffset(String(characters[23...])) else {
+        guard characters.count == 29, characters[19] == ".", characters[23] == "+" || characters[23] == "-",
+              characters[26] == ":", let stamp = HubTimestamp(iso8601: text) else {
             throw ReadingJSONError(path: path, problem: problem)
         }
-        // The same instant the writer rounded to: the local milliseconds minus the offset.
-        let utcMilliseconds = local.millisecondsSince1970 - Int64(offset) * 1000
-        return HubTimestamp(instant: Date(timeIntervalSince1970: Double(utcMilliseconds) / 1000), utcOffsetSeconds: offset)
+        return stamp
     }
 
     static func bodySite(_ json: JSONValue) throws(ReadingJSONError) -> BodySite {
@@ -327,41 +340,6 @@ struct JSONObjectReader {
 }
 
 func kindName(of value: JSONValue) -> String { value.kindName }
-
-/// Parses what ``DecimalValue/description`` writes back into the same mantissa and exponent. With
-/// `positiveExponent`, the text is a whole number whose last `positiveExponent` zeros are the exponent's.
-func parseExactDecimal(_ text: String, positiveExponent: Int?) -> DecimalValue? {
-    var body = Substring(text)
-    let negative = body.first == "-"
-    if negative { body = body.dropFirst() }
-    let parts = body.split(separator: ".", omittingEmptySubsequences: false)
-    guard let whole = parts.first, !whole.isEmpty, parts.count <= 2,
-          whole.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
-    let fraction = parts.count == 2 ? parts[1] : ""
-    guard parts.count == 1 || (!fraction.isEmpty && fraction.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }))
-    else { return nil }
-    var digits = Substring(String(whole) + fraction)
-    var exponent = -fraction.count
-    if let positiveExponent {
-        guard fraction.isEmpty else { return nil }
-        if digits != "0" {
-            // The writer appended exactly that many zeros to the mantissa's digits.
-            guard digits.count > positiveExponent, digits.suffix(positiveExponent).allSatisfy({ $0 == "0" }) else { return nil }
-            digits = digits.dropLast(positiveExponent)
-        }
-        exponent = positiveExponent
-    }
-    guard let magnitude = UInt64(digits) else { return nil }
-    let mantissa: Int64
-    if negative {
-        guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
-        mantissa = Int64(truncatingIfNeeded: 0 &- magnitude)
-    } else {
-        guard magnitude <= UInt64(Int64.max) else { return nil }
-        mantissa = Int64(magnitude)
-    }
-    return DecimalValue(mantissa: mantissa, exponent: exponent)
-}
 
 /// Parses exactly the form ``formatUTCOffset(seconds:)`` writes, `±HH:MM` (more hour digits allowed), so
 /// any offset a device reported comes back, not only the ±18 h a time zone can have.

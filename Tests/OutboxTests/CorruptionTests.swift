@@ -217,4 +217,94 @@ struct CorruptionTests {
         }
         #expect(moved[0] != moved[1] && moved[1] == moved[0] + "-2")
     }
+
+    /// The file with the page holding reading 15 damaged, and the reading indexes in that page.
+    static func damagePage(_ directory: TemporaryDirectory) throws -> Set<Int64> {
+        let original = try fileBytes(directory.database)
+        let pageSize = try pageSize(directory.database)
+        let markers = markers(in: original)
+        let page = try #require(markers.first { $0.index == 15 }).offset / pageSize
+        var damaged = original
+        for offset in page * pageSize..<page * pageSize + 8 { damaged[offset] = 0xFF }
+        try write(damaged, to: directory.database)
+        return Set(markers.filter { $0.offset / pageSize == page }.map(\.index))
+    }
+
+    @Test("a damaged sqlite_sequence beside a damaged page does not trap the salvage", arguments: [Int64.min, -1, Int64.max])
+    func damagedSequence(seq: Int64) throws {
+        let directory = TemporaryDirectory()
+        var readings = try Self.populate(directory)
+        try tamper(directory.database, "UPDATE sqlite_sequence SET seq = \(seq) WHERE name = 'readings'")
+        let inPage = try Self.damagePage(directory)
+        let outbox = try Outbox(path: directory.database, options: options())
+        let replaced = try #require(outbox.recovery.replacedFile, "\(outbox.recovery)")
+        for index in inPage { readings[index] = nil }
+        let survivors = try Self.survivors(outbox)
+        // Every row outside the damaged page comes back, or the table is named as one whose loss is not counted.
+        #expect(survivors == readings || replaced.unreadableTables.contains("readings"), "\(outbox.recovery)")
+        #expect(survivors.allSatisfy { readings[$0.key] == $0.value })
+        #expect(replaced.lostRows == inPage.count || replaced.unreadableTables.contains("readings"), "\(outbox.recovery)")
+        // The new file hands out ids above every salvaged one, and still has ids to hand out.
+        let next = try outbox.ingest([incoming(bloodPressure(minute: 59, sequence: 999))])
+        #expect(next.first.map { $0.id.rawValue > (survivors.keys.max() ?? 0) } == true)
+        #expect(try scalar(directory.database, "SELECT count(*) FROM sqlite_sequence WHERE name = 'readings'") == "1")
+    }
+
+    /// The files beside the outbox whose names start with its file name.
+    static func siblings(_ directory: TemporaryDirectory) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("outbox.db") }.sorted()
+    }
+
+    @Test("a replacement leaves only the new file and the kept damaged one, and a stale half-built one is removed")
+    func staleSalvage() throws {
+        let directory = TemporaryDirectory()
+        let readings = try Self.populate(directory)
+        let inPage = try Self.damagePage(directory)
+        // What a kill while the new file was being built leaves: an incomplete .salvage.
+        try Self.write(Array(repeating: 0x42, count: 5000), to: directory.database + ".salvage")
+        try Self.write(Array(repeating: 0x43, count: 100), to: directory.database + ".salvage-wal")
+        let outbox = try Outbox(path: directory.database, options: options())
+        let replaced = try #require(outbox.recovery.replacedFile)
+        #expect(replaced.salvagedRows["readings"] == Self.count - inPage.count)
+        #expect(try Self.survivors(outbox) == readings.filter { !inPage.contains($0.key) })
+        let aside = URL(fileURLWithPath: replaced.movedTo).lastPathComponent
+        let names = try Self.siblings(directory)
+        #expect(!names.contains { $0.contains(".salvage") }, "\(names)")
+        #expect(names.contains(aside) && names.contains("outbox.db") && names.contains("outbox.db.lock"), "\(names)")
+    }
+
+    @Test("a kill after the new file was complete: the next start puts it in place and drops the damaged file's WAL")
+    func interruptedReplacement() throws {
+        let directory = TemporaryDirectory()
+        let readings = try Self.populate(directory)
+        let inPage = try Self.damagePage(directory)
+        var movedTo = ""
+        do {
+            let outbox = try Outbox(path: directory.database, options: options())
+            movedTo = try #require(outbox.recovery.replacedFile?.movedTo)
+        }
+        // Back to the moment between steps 3 and 4: the complete new file under .salvaged, and the damaged
+        // file with a WAL of its own still at the outbox's path.
+        #expect(rename(directory.database, directory.database + ".salvaged") == 0)
+        let damaged = try Self.fileBytes(movedTo)
+        try Self.write(damaged, to: directory.database)
+        // A valid WAL, of another database: applied to the new file it would overwrite its pages.
+        let foreign = try SQLiteDatabase(path: directory.path + "/foreign.db")
+        _ = try foreign.query("PRAGMA journal_mode=WAL")
+        try foreign.execute("PRAGMA wal_autocheckpoint=0; CREATE TABLE t(x); INSERT INTO t VALUES (zeroblob(20000));")
+        try Self.write(try Self.fileBytes(directory.path + "/foreign.db-wal"), to: directory.database + "-wal")
+        foreign.close()
+        try Self.write(Array(repeating: 0x45, count: 100), to: directory.database + "-shm")
+
+        let outbox = try Outbox(path: directory.database, options: options())
+        let recovery = outbox.recovery
+        #expect(recovery.replacedFile == nil && !recovery.isClean && recovery.quickCheck == "ok", "\(recovery)")
+        let finished = try #require(recovery.finishedInterruptedReplacement)
+        #expect(finished.contains("moved aside to \(movedTo)"), "\(finished)")
+        #expect(recovery.description.contains("this start put the new file in place"))
+        #expect(try Self.survivors(outbox) == readings.filter { !inPage.contains($0.key) })
+        #expect(!FileManager.default.fileExists(atPath: directory.database + ".salvaged"))
+        #expect(try outbox.ingest([incoming(bloodPressure(minute: 59, sequence: 999))]) == [.stored(OutboxReadingID(Int64(Self.count + 1)))])
+        #expect(try scalar(directory.database, "PRAGMA quick_check") == "ok")
+    }
 }

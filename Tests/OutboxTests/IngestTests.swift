@@ -46,21 +46,74 @@ struct IngestTests {
         #expect(try outbox.auditTrail(limit: 10).isEmpty)
     }
 
-    @Test("what makes a reading distinct: device, kind, slot, time, sequence number")
+    @Test("what makes a reading's key: device, kind, time; other slots and sequence numbers at that key are collisions")
     func distinctKeys() throws {
         let directory = TemporaryDirectory()
         let outbox = try Outbox(path: directory.database, options: options())
         let base = bloodPressure(minute: 0, sequence: 1)
         var otherKind = base
         otherKind.kind = .heartRate
-        let variants = [base, bloodPressure(minute: 0, address: "C4:F3:12:53:F2:CA", sequence: 1), bloodPressure(minute: 0, slot: 2, sequence: 1),
-                        bloodPressure(minute: 0, slot: nil, sequence: 1), bloodPressure(minute: 1, sequence: 1),
-                        bloodPressure(minute: 0, sequence: 2), bloodPressure(minute: 0), otherKind,
+        let distinct = [base, bloodPressure(minute: 0, address: "C4:F3:12:53:F2:CA", sequence: 1), bloodPressure(minute: 1, sequence: 1), otherKind,
                         // No device time: the receive instant keys it, so each delivery is its own reading.
                         bloodPressure(minute: nil, receivedMillisecond: 1), bloodPressure(minute: nil, receivedMillisecond: 2)]
-        let outcomes = try outbox.ingest(variants.map { incoming($0) })
+        // The FHIR identifier has no user slot or sequence number: these would share the first one's.
+        let colliding = [bloodPressure(minute: 0, slot: 2, sequence: 1), bloodPressure(minute: 0, slot: nil, sequence: 1),
+                         bloodPressure(minute: 0, sequence: 2), bloodPressure(minute: 0)]
+        let outcomes = try outbox.ingest((distinct + colliding).map { incoming($0) })
         #expect(outcomes == (1...10).map { .stored(OutboxReadingID(Int64($0))) })
-        #expect(try outbox.ingest([incoming(bloodPressure(minute: nil, receivedMillisecond: 2))]) == [.duplicate(OutboxReadingID(10))])
+        let receipt = try (1...10).map { try #require(try outbox.reading(OutboxReadingID(Int64($0)))).identifyByReceipt }
+        #expect(receipt == Array(repeating: false, count: 6) + Array(repeating: true, count: 4))
+        #expect(try outbox.ingest([incoming(bloodPressure(minute: nil, receivedMillisecond: 2))]) == [.duplicate(OutboxReadingID(6))])
+        // Each colliding reading re-sent is found under its own collision key.
+        let resent = try outbox.ingest(colliding.reversed().map { reading in
+            var later = reading
+            later.receivedAt.instant += 3600
+            return incoming(later)
+        })
+        #expect(resent == (7...10).reversed().map { .duplicate(OutboxReadingID(Int64($0))) })
+        #expect(try outbox.auditTrail(limit: 10).map(\.event) == Array(repeating: "clock-collision", count: 4))
+    }
+
+    @Test("a stuck clock with another sequence number: stored, and uploaded under its receive time")
+    func stuckClockOtherSequence() throws {
+        let directory = TemporaryDirectory()
+        let outbox = try Outbox(path: directory.database, options: options())
+        // Same device, kind, device time, slot and values; only the device's record number differs.
+        let first = try outbox.ingest([incoming(bloodPressure(minute: 0, sequence: 41))])
+        let second = try outbox.ingest([incoming(bloodPressure(minute: 0, receivedMillisecond: 60_000, sequence: 42))])
+        #expect(first == [.stored(OutboxReadingID(1))] && second == [.stored(OutboxReadingID(2))])
+        #expect(try outbox.reading(OutboxReadingID(1))?.identifyByReceipt == false)
+        let stored = try #require(try outbox.reading(OutboxReadingID(2)))
+        #expect(stored.identifyByReceipt && stored.reading.sequenceNumber == 42)
+        let event = try #require(try outbox.auditTrail(limit: 1).first)
+        #expect(event.event == "clock-collision" && event.readingID == OutboxReadingID(2))
+        #expect(event.detail?.contains("same device, kind and device time as reading 1") == true, "\(event.detail ?? "")")
+        #expect(event.detail?.contains("user slot or sequence number") == true)
+        #expect(DedupeKey.isCollision(try #require(try scalar(directory.database, "SELECT dedupe_key FROM readings WHERE id = 2"))))
+        #expect(!DedupeKey.isCollision(try #require(try scalar(directory.database, "SELECT dedupe_key FROM readings WHERE id = 1"))))
+    }
+
+    @Test("a stuck clock with another user slot and the same values: stored, uploaded under its receive time")
+    func stuckClockOtherSlot() throws {
+        let directory = TemporaryDirectory()
+        let outbox = try Outbox(path: directory.database, options: options())
+        let outcomes = try outbox.ingest([incoming(bloodPressure(minute: 0, slot: 1, sequence: 7)),
+                                          incoming(bloodPressure(minute: 0, receivedMillisecond: 5, slot: 2, sequence: 7))])
+        #expect(outcomes == [.stored(OutboxReadingID(1)), .stored(OutboxReadingID(2))])
+        #expect(try outbox.reading(OutboxReadingID(1))?.identifyByReceipt == false)
+        #expect(try outbox.reading(OutboxReadingID(2))?.identifyByReceipt == true)
+        #expect(try outbox.reading(OutboxReadingID(2))?.reading.userSlot == 2)
+    }
+
+    @Test("same device, kind, time, values, slot and sequence number is a duplicate, whenever it comes")
+    func sameEverything() throws {
+        let directory = TemporaryDirectory()
+        let outbox = try Outbox(path: directory.database, options: options())
+        let first = try outbox.ingest([incoming(bloodPressure(minute: 0, slot: 3, sequence: 9))])
+        let again = try outbox.ingest([incoming(bloodPressure(minute: 0, receivedMillisecond: 86_400_000, slot: 3, sequence: 9))])
+        #expect(first == [.stored(OutboxReadingID(1))] && again == [.duplicate(OutboxReadingID(1))])
+        #expect(try outbox.reading(OutboxReadingID(1))?.identifyByReceipt == false)
+        #expect(try outbox.auditTrail(limit: 10).isEmpty)
     }
 
     @Test("a device clock that did not advance: same key, other values is another reading, audited without values")

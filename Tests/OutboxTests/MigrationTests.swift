@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import VitalModel
 @testable import Outbox
@@ -58,11 +61,41 @@ struct MigrationTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: directory.database)) == before)
     }
 
-    @Test("a missing directory is a clear open error with SQLite's code")
+    @Test("a missing directory is a clear lock error naming the errno and the fix")
     func missingDirectory() {
         let error = #expect(throws: OutboxError.self) { try Outbox(path: "/nonexistent-vitalgate/outbox.db", options: options()) }
+        #expect(error == .cannotLock(path: "/nonexistent-vitalgate/outbox.db", operation: "open", errno: ENOENT))
+        #expect(error?.description.contains("errno \(ENOENT)") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("Fix: check that the state directory exists, its owner") == true)
+    }
+
+    @Test("a lock file that cannot be opened is not mistaken for another daemon")
+    func unopenableLock() throws {
+        let directory = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory.database + ".lock", withIntermediateDirectories: false)
+        let error = #expect(throws: OutboxError.self) { try Outbox(path: directory.database, options: options()) }
+        #expect(error == .cannotLock(path: directory.database, operation: "open", errno: EISDIR), "\(String(describing: error))")
+        #expect(!FileManager.default.fileExists(atPath: directory.database), "nothing is opened without the lock")
+    }
+
+    @Test("a second owner of the same outbox is refused as in use; an operator is not")
+    func inUse() throws {
+        let directory = TemporaryDirectory()
+        let first = try Outbox(path: directory.database, options: options())
+        defer { withExtendedLifetime(first) {} }
+        #expect(throws: OutboxError.inUse(path: directory.database)) { try Outbox(path: directory.database, options: options()) }
+        var operatorOptions = options()
+        operatorOptions.role = .operator
+        #expect(try Outbox(path: directory.database, options: operatorOptions).summary().counts[.pending] == 0)
+    }
+
+    @Test("a file SQLite cannot open is a clear open error with SQLite's code")
+    func cannotOpen() throws {
+        let directory = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory.database, withIntermediateDirectories: false)
+        let error = #expect(throws: OutboxError.self) { try Outbox(path: directory.database, options: options()) }
         guard case .cannotOpen(let path, let cause)? = error else { Issue.record("\(String(describing: error))"); return }
-        #expect(path == "/nonexistent-vitalgate/outbox.db" && cause.code == 14)
+        #expect(path == directory.database && cause.code == 14)
         #expect(error?.description.contains("Fix: check that the directory exists") == true)
     }
 

@@ -159,4 +159,93 @@ struct StateMachineTests {
         #expect(try outbox.prune(deliveredBefore: clock.now) == 2)
         #expect(try outbox.ingest([incoming(bloodPressure(minute: 41))]) == [.stored(OutboxReadingID(9))])
     }
+
+    /// Changes a stored payload behind the outbox's back and reseals its checksum, as a VitalGate version
+    /// that writes a member this one does not know would leave it.
+    func rewritePayload(_ id: Int64, _ sql: String) throws {
+        let database = try SQLiteDatabase(path: directory.database)
+        try RowChecksum.register(on: database)
+        try database.execute("UPDATE readings SET payload = \(sql) WHERE id = \(id)")
+        try database.execute("UPDATE readings SET checksum = \(Schema.readings.checksumExpression) WHERE id = \(id)")
+    }
+
+    @Test("a stored reading this version cannot read is dead-lettered, never moved out of reach; listings skip it")
+    func unreadablePayload() throws {
+        var outbox: Outbox? = try open()
+        _ = try outbox?.ingest((0..<3).map { incoming(bloodPressure(minute: $0)) })
+        outbox = nil
+        try rewritePayload(2, "replace(payload, '\"raw\":', '\"addedLater\":1,\"raw\":')")
+        let reopened = try open()
+        #expect(reopened.recovery.isClean, "its checksum matches: \(reopened.recovery)")
+        // Listing does not fail for one row; a single read names the problem and changes nothing.
+        #expect(try reopened.readings(in: .pending, limit: 10).map(\.id) == [OutboxReadingID(1), OutboxReadingID(3)])
+        let error = #expect(throws: OutboxError.self) { try reopened.reading(OutboxReadingID(2)) }
+        guard case .unreadableRow(let id, let problem)? = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(id == OutboxReadingID(2) && problem.contains("addedLater"))
+        #expect(error?.description.contains("The row is kept as it is") == true)
+        #expect(try scalar(directory.database, "SELECT state FROM readings WHERE id = 2") == "pending")
+
+        // Uploads go past it: it becomes a dead letter that says why, and stays in the readings table.
+        #expect(try reopened.nextBatch(limit: 10, now: clock.now).map(\.id) == [OutboxReadingID(1), OutboxReadingID(3)])
+        let summary = try reopened.summary()
+        #expect(summary.counts[.dead] == 1 && summary.quarantined == 0)
+        let letter = try #require(summary.deadLetters.first)
+        #expect(letter.readingID == OutboxReadingID(2) && letter.httpStatus == nil)
+        #expect(letter.reason.contains("cannot be read by this VitalGate version") && letter.reason.contains("after upgrading"))
+        #expect(try scalar(directory.database, "SELECT count(*) FROM readings WHERE id = 2 AND state = 'dead'") == "1")
+        #expect(try reopened.auditTrail(limit: 1).first?.event == "dead-letter")
+        #expect(try reopened.readings(in: .dead, limit: 10).isEmpty)
+
+        // After an "upgrade" (here: the member removed) an operator retries it and it uploads.
+        try rewritePayload(2, "replace(payload, '\"addedLater\":1,', '')")
+        #expect(try reopened.retryAllDeadLetters(actor: "chw-an") == 1)
+        let batch = try reopened.nextBatch(limit: 10, now: clock.now)
+        #expect(batch.map(\.id) == [OutboxReadingID(2)] && batch.first?.reading == bloodPressure(minute: 1))
+    }
+
+    @Test("retry all dead letters: every dead reading pending again, one audit event each, in one transaction")
+    func retryAll() throws {
+        let outbox = try open()
+        _ = try outbox.ingest((0..<5).map { incoming(bloodPressure(minute: $0)) })
+        let batch = try outbox.nextBatch(limit: 5, now: clock.now)
+        for stored in batch.prefix(3) {
+            try outbox.deadLetter(stored.id, httpStatus: 422, reason: "invalid", outcome: nil, at: clock.now)
+        }
+        try outbox.discardDeadLetter(batch[2].id, actor: "op")
+        #expect(try outbox.retryAllDeadLetters(actor: "chw-an") == 2)
+        let counts = try outbox.summary().counts
+        #expect(counts[.dead] == 0 && counts[.pending] == 2 && counts[.discarded] == 1 && counts[.inFlight] == 2)
+        let audit = try outbox.auditTrail(limit: 2)
+        #expect(audit.map(\.event) == ["dead-letter-retry", "dead-letter-retry"])
+        #expect(Set(audit.compactMap(\.readingID)) == [batch[0].id, batch[1].id] && audit.allSatisfy { $0.actor == "chw-an" })
+        #expect(try outbox.nextBatch(limit: 10, now: clock.now).map(\.id) == [batch[0].id, batch[1].id])
+        // Nothing dead: nothing done, nothing audited.
+        #expect(try outbox.retryAllDeadLetters(actor: "chw-an") == 0)
+        #expect(try outbox.auditTrail(limit: 1).first?.event == "dead-letter-retry")
+        #expect(try outbox.auditTrail(limit: 100).count == 3 + 1 + 2)
+    }
+
+    @Test("a statement that fails after an UPDATE already ran rolls the whole transaction back")
+    func rollback() throws {
+        let outbox = try open()
+        _ = try outbox.ingest((0..<2).map { incoming(bloodPressure(minute: $0)) })
+        let batch = try outbox.nextBatch(limit: 2, now: clock.now)
+        // Refuses the second reading's change only: the first one's UPDATE, reseal and audit run before it.
+        try tamper(directory.database, """
+            CREATE TRIGGER refuse_second BEFORE UPDATE OF state ON readings WHEN NEW.id = 2 AND NEW.state = 'delivered'
+            BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;
+            """)
+        let records = batch.map { DeliveryRecord(id: $0.id, status: 201, locations: ["Observation/\($0.id.rawValue)"]) }
+        let error = #expect(throws: OutboxError.self) { try outbox.markDelivered(records, at: clock.now) }
+        guard case .storage(let operation, _, let cause)? = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(operation == "record deliveries" && cause.message.contains("refused by the test"))
+        let first = try #require(try outbox.reading(OutboxReadingID(1)))
+        #expect(first.state == .inFlight && first.deliveredAt == nil && first.locations == [])
+        #expect(try outbox.auditTrail(limit: 10).isEmpty)
+        #expect(try scalar(directory.database, "SELECT count(*) FROM readings WHERE state = 'delivered' OR delivered_at IS NOT NULL") == "0")
+        // The connection is usable afterwards, and the same call succeeds once the cause is gone.
+        try tamper(directory.database, "DROP TRIGGER refuse_second")
+        try outbox.markDelivered(records, at: clock.now)
+        #expect(try outbox.summary().counts[.delivered] == 2)
+    }
 }

@@ -115,6 +115,32 @@ struct ReadingJSONDecodingTests {
                 path: "values[0].special", phrase: "is not one of"),
         BadCase(name: "receivedAt without offset", edit: replace("receivedAt", "2025-06-01T07:35:00.000"), path: "receivedAt", phrase: "expected"),
         BadCase(name: "receivedAt 30 February", edit: replace("receivedAt", "2025-02-30T07:35:00.000+07:00"), path: "receivedAt", phrase: "expected"),
+        BadCase(name: "receivedAt before 1970", edit: replace("receivedAt", "1969-12-31T23:59:59.999+00:00"), path: "receivedAt", phrase: "1970 to 9998"),
+        BadCase(name: "receivedAt in the year 9999", edit: replace("receivedAt", "9999-01-01T00:00:00.000+00:00"), path: "receivedAt", phrase: "1970 to 9998"),
+        BadCase(name: "receivedAt offset beyond 18 hours", edit: replace("receivedAt", "2025-06-01T07:35:00.000+18:01"), path: "receivedAt",
+                phrase: "within ±18:00"),
+        BadCase(name: "receivedAt offset minutes out of range", edit: replace("receivedAt", "2025-06-01T07:35:00.000+07:60"), path: "receivedAt",
+                phrase: "expected"),
+        BadCase(name: "receivedAt without milliseconds", edit: replace("receivedAt", "2025-06-01T07:35:00+07:00"), path: "receivedAt", phrase: "SS.fff"),
+        BadCase(name: "receivedAt in Z form, which the writer never makes", edit: replace("receivedAt", "2025-06-01T07:35:00.000Z"),
+                path: "receivedAt", phrase: "±HH:MM"),
+        BadCase(name: "clock check hub time offset beyond 18 hours",
+                edit: replace("clockCheck", ["hubTime": "2025-06-01T07:35:00.000-19:00", "deviceTime": .null]),
+                path: "clockCheck.hubTime", phrase: "within ±18:00"),
+        BadCase(name: "clock check hub time before 1970",
+                edit: replace("clockCheck", ["hubTime": "1969-12-31T19:00:00.000-05:00", "deviceTime": .null]),
+                path: "clockCheck.hubTime", phrase: "1970 to 9998"),
+        BadCase(name: "exponent above 127", edit: replace("values", [["type": "systolic", "value": .number("1" + String(repeating: "0", count: 128)),
+                                                                     "unit": "mm[Hg]", "exponent": 128]]),
+                path: "values[0].exponent", phrase: "at most 127"),
+        BadCase(name: "exponent far beyond any integer type", edit: replace("values", [["type": "systolic", "value": 1, "unit": "mm[Hg]",
+                                                                                      "exponent": .number("99999999999999999999")]]),
+                path: "values[0].exponent", phrase: "whole number"),
+        BadCase(name: "more than 128 fraction digits", edit: replace("values", [["type": "systolic", "value": .number("0." + String(repeating: "0", count: 128) + "1"),
+                                                                               "unit": "mm[Hg]"]]),
+                path: "values[0].value", phrase: "more than 128 fraction digits"),
+        BadCase(name: "digit with a combining mark", edit: replace("values", [["type": "systolic", "value": .number("1\u{301}"), "unit": "mm[Hg]"]]),
+                path: "values[0].value", phrase: "plain decimal"),
         BadCase(name: "device time with two fraction digits", edit: replace("deviceTime", ["time": "2025-06-01T07:30:00.25", "clock": "set"]),
                 path: "deviceTime.time", phrase: "expected"),
         BadCase(name: "offset not in quarter hours", edit: replace("deviceTime", ["time": "2025-06-01T07:30:00", "clock": "set", "utcOffset": "+07:10"]),
@@ -153,15 +179,23 @@ struct ReadingJSONDecodingTests {
         ("0", nil, DecimalValue(mantissa: 0, exponent: 0)), ("0", 4, DecimalValue(mantissa: 0, exponent: 4)),
         ("-1200", 2, DecimalValue(mantissa: -12, exponent: 2)), ("0.050", nil, DecimalValue(mantissa: 50, exponent: -3)),
         ("-9223372036854775808", nil, DecimalValue(mantissa: .min, exponent: 0)),
+        ("-92233720368547758080", 1, DecimalValue(mantissa: .min, exponent: 1)),
+        ("-922337203685477.5808", nil, DecimalValue(mantissa: .min, exponent: -4)),
+        ("9223372036854775807", nil, DecimalValue(mantissa: .max, exponent: 0)),
+        ("0." + String(repeating: "0", count: 127) + "5", nil, DecimalValue(mantissa: 5, exponent: -128)),
     ] as [(String, Int?, DecimalValue)])
     func decimals(_ item: (String, Int?, DecimalValue)) {
-        #expect(parseExactDecimal(item.0, positiveExponent: item.1) == item.2)
+        #expect(DecimalValue(item.0, positiveExponent: item.1) == item.2)
+        // What the writer makes of it parses back to it.
+        #expect(DecimalValue(item.2.description, positiveExponent: item.2.exponent > 0 ? item.2.exponent : nil) == item.2)
     }
 
     @Test("decimal text that is not what the writer makes", arguments: [
-        ("9223372036854775808", nil), ("1.", nil), ("-", nil), ("12", 2), ("1.5", 1), ("+1", nil), (" 1", nil),
+        ("9223372036854775808", nil), ("-9223372036854775809", nil), ("99999999999999999999", nil), ("1.", nil), (".5", nil),
+        ("-", nil), ("", nil), ("12", 2), ("1.5", 1), ("+1", nil), (" 1", nil), ("1e2", nil), ("1\u{301}", nil), ("١", nil),
+        ("1", 0), ("10", -1),
     ] as [(String, Int?)])
     func badDecimals(text: String, exponent: Int?) {
-        #expect(parseExactDecimal(text, positiveExponent: exponent) == nil)
+        #expect(DecimalValue(text, positiveExponent: exponent) == nil)
     }
 }
