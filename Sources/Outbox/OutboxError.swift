@@ -63,7 +63,7 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
             return "The outbox database \(path) is damaged and could not be replaced: \(problem). Fix: make its "
                 + "directory writable, or move the file aside by hand and start again."
         case .unknownReading(let id):
-            return "There is no \(id) in the outbox. Fix: list readings with `vitalgate status` and use an id shown there."
+            return "There is no \(id) in the outbox. Fix: list readings with `vitalgate queue` and use an id shown there."
         case .invalidTransition(let id, let from, let to):
             return "\(id) is \(from.rawValue) and cannot become \(to.rawValue). Fix: check its state first; "
                 + "only the transitions in the Outbox's state diagram are allowed."

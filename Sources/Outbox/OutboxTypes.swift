@@ -107,7 +107,7 @@ public struct DeadLetter: Sendable, Hashable {
     public var at: Date
 }
 
-/// Counts for `vitalgate status` and the metrics file.
+/// Counts for `vitalgate queue` (later `status`) and the metrics file.
 public struct QueueSummary: Sendable {
     /// Every state, zero included.
     public var counts: [ReadingState: Int]

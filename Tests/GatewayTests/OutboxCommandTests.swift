@@ -60,7 +60,7 @@ struct OutboxCommandTests {
         #expect(refused.exitCode == 1 && refused.stderr.contains("not discarded"))
 
         let notDead = CommandLineTool.run(["dead-letters", "retry", "r\(ids[0].rawValue)", "--state-dir", directory])
-        #expect(notDead.exitCode == 1 && notDead.stderr.contains("is not a dead letter"))
+        #expect(notDead.exitCode == 1 && notDead.stderr.contains("is delivered and cannot become pending"), "\(notDead.stderr)")
 
         let retried = CommandLineTool.run(["dead-letters", "retry", id, "--state-dir", directory])
         #expect(retried.exitCode == 0, "\(retried.stderr)")
