@@ -41,7 +41,8 @@ let package = Package(
         // Targets that own a C library.
         .target(name: "Outbox", dependencies: ["VitalModel", "CSQLite"]),
         .target(name: "Uplink", dependencies: ["VitalModel", "FHIRExport", "CCurl", "CCrypto"]),
-        .target(name: "DeviceIO", dependencies: ["ProfileEngine", "CUdev", "CBluetooth", "CDBus"]),
+        // udev discovery, serial and hidraw ports, and the sessions that drive a profile's engine over them.
+        .target(name: "DeviceIO", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog", "CUdev", "CBluetooth", "CDBus"]),
 
         // Commands and, later, the daemon's pipelines.
         .target(name: "Gateway", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog", "DeviceSimulator", "FHIRExport", "Outbox", "Uplink", "DeviceIO"]),
@@ -62,6 +63,7 @@ let package = Package(
         .testTarget(name: "ProfileCatalogTests", dependencies: ["ProfileCatalog", "ProfileEngine", "VitalGateTestKit"]),
         .testTarget(name: "DeviceSimulatorTests", dependencies: ["DeviceSimulator", "ProfileCatalog", "VitalGateTestKit"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Outbox", "VitalGateTestKit"]),
+        .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "DeviceSimulator", "ProfileCatalog", "ProfileEngine", "VitalModel", "VitalGateTestKit"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Outbox", "Uplink", "DeviceIO"]),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "VitalModel", "VitalGateTestKit"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "FHIRExport", "VitalModel", "VitalGateTestKit"], exclude: ["Fixtures"]),
