@@ -1,0 +1,313 @@
+import Foundation
+import Testing
+import VitalModel
+import ProfileEngine
+import ProfileCatalog
+import DeviceSimulator
+import VitalGateTestKit
+@testable import DeviceIO
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// DeviceSession end to end over pseudo-terminals: real ports, real engines, real captures.
+@Suite("device session")
+struct DeviceSessionTests {
+    /// The engine's own order of events for a capture, fed one device line at a time as the ports
+    /// deliver them: for each reading, how many requests the engine had sent before it.
+    static func sendsBeforeEachReading(_ capture: Capture, profile: DeviceProfile) -> [Int] {
+        var session = profile.engine.makeSession(device: capture.device ?? Replay.defaultDevice(for: profile), profileID: profile.id)
+        var sends = 0
+        var result: [Int] = []
+        func absorb(_ events: [EngineEvent]) {
+            for event in events {
+                if case .send = event { sends += 1 }
+                if case .reading = event { result.append(sends) }
+            }
+        }
+        absorb(session.start(at: capture.receivedAt))
+        for entry in capture.entries {
+            switch entry.line {
+            case .fromDevice(let bytes, _): absorb(session.receive(bytes, channel: nil, at: capture.receivedAt))
+            case .timeout: absorb(session.timeout(at: capture.receivedAt))
+            case .toDevice, .wait: break
+            }
+        }
+        return result
+    }
+
+    static func hostLines(_ capture: Capture) -> [[UInt8]] {
+        capture.entries.compactMap { if case .toDevice(let bytes, _) = $0.line { bytes } else { nil } }
+    }
+
+    static func deviceLines(_ capture: Capture) -> [[UInt8]] {
+        capture.entries.compactMap { if case .fromDevice(let bytes, _) = $0.line { bytes } else { nil } }
+    }
+
+    /// Runs one Omron session against a stand-in for the monitor on a fresh pseudo-terminal.
+    static func omronSession(_ capture: Capture, profile: DeviceProfile, sink: RecordingSink, log: BoundaryLog? = nil,
+                             hangUpAfterDeviceBytes: Int? = nil) async throws -> (SessionOutcome, Result<DeviceStandIn.Report, TestFailure>) {
+        let settings = try OmronFixture.settings(profile)
+        let device = try DeviceStandIn(capture: capture, framing: .hidReports(size: settings.reportSize),
+                                       hangUpAfterDeviceBytes: hangUpAfterDeviceBytes)
+        let port = try HidrawPort.open(path: device.slavePath, settings: settings)
+        defer { port.close() }
+        #expect(port.skippedFeatureReports == settings.featureReports.count)
+        let link: any DeviceLink = log.map { SpyLink(port, log: $0) } ?? port
+        device.start()
+        let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile),
+                                    link: link, sink: sink)
+        let outcome = await runSession(session)
+        device.stop()
+        let played = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
+        return (outcome, played)
+    }
+
+    // MARK: Omron HEM-790IT over hidraw framing
+
+    @Test("an Omron HEM-790IT session over a hidraw-framed terminal stores what Replay reads", arguments: OmronFixture.captureFiles)
+    func omronEndToEnd(_ captureFile: String) async throws {
+        let profile = try OmronFixture.profile()
+        let capture = try Capture.load(file: captureFile)
+        let replay = Replay.run(capture, profile: profile)
+        try #require(replay.scriptDifferences.isEmpty, "the capture does not replay cleanly: \(replay.scriptDifferences)")
+        let sink = RecordingSink()
+
+        let (outcome, played) = try await Self.omronSession(capture, profile: profile, sink: sink)
+
+        #expect(outcome.end == .finished(complete: true))
+        #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
+        let settings = try OmronFixture.settings(profile)
+        let hostLines = Self.hostLines(capture)
+        #expect(outcome.counters.readings == replay.readings.count)
+        #expect(outcome.counters.problems == replay.problems.count)
+        // The engine's bytes; the report id byte hidraw adds is framing, not counted.
+        #expect(outcome.counters.bytesOut == hostLines.reduce(0) { $0 + $1.count })
+        #expect(hostLines.allSatisfy { $0.count == settings.reportSize })
+        #expect(outcome.counters.bytesIn == Self.deviceLines(capture).reduce(0) { $0 + $1.count })
+        let report = try played.get()
+        #expect(report.hostReports == hostLines.count)
+    }
+
+    @Test("every reading is stored before the request that follows it is written")
+    func commitBeforeAcknowledge() async throws {
+        let profile = try OmronFixture.profile()
+        let capture = try Capture.load(file: try #require(OmronFixture.captureFiles.first { $0.hasSuffix("790it-two-readings.capture") }))
+        let expected = Self.sendsBeforeEachReading(capture, profile: profile)
+        try #require(expected.count == 2)
+        let log = BoundaryLog()
+        let sink = RecordingSink(log: log)
+
+        let (outcome, _) = try await Self.omronSession(capture, profile: profile, sink: sink, log: log)
+        #expect(outcome.end == .finished(complete: true))
+
+        var writes = 0
+        var stored = 0
+        for event in log.all {
+            switch event {
+            case .wrote: writes += 1
+            case .stored(let count):
+                for index in stored..<(stored + count) {
+                    // Exactly the requests before the reading went out before it was stored; the one
+                    // that follows it (next record, or END) only after.
+                    #expect(writes == expected[index], "reading \(index) was stored after \(writes) writes; the engine sent \(expected[index]) before it")
+                }
+                stored += count
+            case .storeRefused: Issue.record("the sink refused nothing in this test")
+            }
+        }
+        #expect(stored == 2)
+        #expect(writes == Self.hostLines(capture).count)
+    }
+
+    @Test("a sink that cannot store ends the session, and nothing more is sent to the device")
+    func storeFailureStopsTheConversation() async throws {
+        let profile = try OmronFixture.profile()
+        let capture = try Capture.load(file: try #require(OmronFixture.captureFiles.first { $0.hasSuffix("790it-one-reading.capture") }))
+        let expected = Self.sendsBeforeEachReading(capture, profile: profile)
+        try #require(expected.count == 1)
+        let log = BoundaryLog()
+        let sink = RecordingSink(log: log, refuse: true)
+
+        let (outcome, _) = try await Self.omronSession(capture, profile: profile, sink: sink, log: log)
+
+        guard case .storeFailed(let message) = outcome.end else { Issue.record("the session ended \(outcome.end)"); return }
+        #expect(message.contains("refused to store"))
+        #expect(outcome.counters.readings == 0)
+        let events = log.all
+        let refusal = try #require(events.firstIndex(of: .storeRefused(count: 1)))
+        #expect(events[refusal...].dropFirst().isEmpty, "after the refused store the session wrote \(events[refusal...].dropFirst())")
+        // The END that would follow the reading (and switch the monitor off) was never sent.
+        #expect(events[..<refusal].count == expected[0])
+        #expect(expected[0] < Self.hostLines(capture).count)
+    }
+
+    @Test("unplugging in the middle of a record ends the session as disconnected, with no partial reading; a new session then completes")
+    func unplugMidRecord() async throws {
+        let profile = try OmronFixture.profile()
+        let capture = try Capture.load(file: try #require(OmronFixture.captureFiles.first { $0.hasSuffix("790it-one-reading.capture") }))
+        let replay = Replay.run(capture, profile: profile)
+        try #require(replay.readings.count == 1)
+        // The device line that completes the record, and a cut half-way through the report before it.
+        let lines = Self.deviceLines(capture)
+        let completing = try #require(Self.lineCompletingFirstReading(capture, profile: profile))
+        let cut = lines[..<completing].reduce(0) { $0 + $1.count } - lines[completing - 1].count / 2
+        let sink = RecordingSink()
+
+        let (outcome, played) = try await Self.omronSession(capture, profile: profile, sink: sink, hangUpAfterDeviceBytes: cut)
+
+        guard case .disconnected(let error) = outcome.end else { Issue.record("the session ended \(outcome.end)"); return }
+        #expect(error.isDisconnect)
+        #expect(try played.get().hungUp)
+        #expect(sink.readings.isEmpty)
+        #expect(outcome.counters.readings == 0)
+
+        let again = RecordingSink()
+        let (second, _) = try await Self.omronSession(capture, profile: profile, sink: again)
+        #expect(second.end == .finished(complete: true))
+        #expect(atTime(again.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
+    }
+
+    /// The index (among device lines) of the line whose bytes make the engine emit its first reading.
+    static func lineCompletingFirstReading(_ capture: Capture, profile: DeviceProfile) -> Int? {
+        var session = profile.engine.makeSession(device: capture.device ?? Replay.defaultDevice(for: profile), profileID: profile.id)
+        _ = session.start(at: capture.receivedAt)
+        for (index, bytes) in deviceLines(capture).enumerated() {
+            let events = session.receive(bytes, channel: nil, at: capture.receivedAt)
+            if events.contains(where: { if case .reading = $0 { true } else { false } }) { return index }
+        }
+        return nil
+    }
+
+    // MARK: Serial
+
+    @Test("a scripted serial session over the capture player retries after a timeout and stores the reading")
+    func serialWithCapturePlayer() async throws {
+        let profile = try ScriptedSerialFixture.profile()
+        let capture = try Capture.load(file: ScriptedSerialFixture.captureFile)
+        let replay = Replay.run(capture, profile: profile)
+        try #require(!replay.readings.isEmpty)
+        let terminal = try PseudoTerminal()
+        let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
+                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60)))
+        // Open before playing: the open drops whatever was queued before it.
+        let port = try SerialPort.open(path: terminal.slavePath, settings: try ScriptedSerialFixture.settings(profile))
+        defer { port.close() }
+        #expect(port.skippedLineControl == 0)
+        player.start()
+        let sink = RecordingSink()
+        let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port, sink: sink)
+
+        let outcome = await runSession(session)
+        let playback = try await player.outcome().get()
+
+        #expect(outcome.end == .finished(complete: true))
+        // The script ends with the first vitals frame; frames decoded in the same read are kept too.
+        let stored = atTime(sink.readings, capture.receivedAt)
+        #expect(!stored.isEmpty)
+        #expect(stored == Array(atTime(replay.readings, capture.receivedAt).prefix(stored.count)))
+        #expect(outcome.counters.readings == stored.count)
+        #expect(outcome.counters.timeouts == 1)
+        let requests = Self.hostLines(capture)
+        #expect(outcome.counters.bytesOut == requests.reduce(0) { $0 + $1.count })
+        #expect(playback.hostBytes == outcome.counters.bytesOut)
+    }
+
+    @Test("unplugging a serial device in the middle of a frame stores no partial reading; a new session on a new terminal completes")
+    func unplugSerialMidFrame() async throws {
+        let profile = try ScriptedSerialFixture.profile()
+        let settings = try ScriptedSerialFixture.settings(profile)
+        let capture = try Capture.load(file: ScriptedSerialFixture.captureFile)
+        let lines = Self.deviceLines(capture)
+        let completing = try #require(Self.lineCompletingFirstReading(capture, profile: profile))
+        // Half of the frame that holds the first reading.
+        let cut = lines[..<completing].reduce(0) { $0 + $1.count } + lines[completing].count / 2
+        let device = try DeviceStandIn(capture: capture, framing: .stream, hangUpAfterDeviceBytes: cut)
+        let port = try SerialPort.open(path: device.slavePath, settings: settings)
+        defer { port.close() }
+        device.start()
+        let sink = RecordingSink()
+        let identity = Replay.defaultDevice(for: profile)
+
+        let outcome = await runSession(DeviceSession(profile: profile, device: identity, link: port, sink: sink))
+        device.stop()
+        let played = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
+
+        guard case .disconnected(let error) = outcome.end else { Issue.record("the session ended \(outcome.end)"); return }
+        #expect(error.isDisconnect)
+        #expect(try played.get().hungUp)
+        #expect(sink.readings.isEmpty)
+
+        let terminal = try PseudoTerminal()
+        let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
+                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60)))
+        let second = try SerialPort.open(path: terminal.slavePath, settings: settings)
+        defer { second.close() }
+        player.start()
+        let again = RecordingSink()
+        let outcomeAgain = await runSession(DeviceSession(profile: profile, device: identity, link: second, sink: again))
+        _ = await player.outcome()
+        #expect(outcomeAgain.end == .finished(complete: true))
+        #expect(!again.readings.isEmpty)
+    }
+
+    /// The Viatom PC-60FW engine (no script: it streams) behind a serial transport, as a USB-serial
+    /// oximeter would be.
+    static func streamingSerialProfile() throws -> DeviceProfile {
+        let file = RepositoryPaths.root.appendingPathComponent("DeviceProfiles/viatom/pc-60fw.json").path
+        var profile = try ProfileLoader.load(file: file, expectedID: "viatom/pc-60fw")
+        profile.transport = .serial(SerialSettings(baud: 115200))
+        return profile
+    }
+
+    @Test("a streaming session stores readings as they arrive and ends with stop()")
+    func streamingUntilStopped() async throws {
+        let profile = try Self.streamingSerialProfile()
+        let captureFile = try #require(ProfileCatalog.captures(for: profile).first { $0.hasSuffix("pedasmith-example-data.capture") })
+        let capture = try Capture.load(file: captureFile)
+        let replay = Replay.run(capture, profile: profile)
+        try #require(!replay.readings.isEmpty)
+        let terminal = try PseudoTerminal()
+        let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal)
+        guard case .serial(let settings) = profile.transport else { return }
+        let port = try SerialPort.open(path: terminal.slavePath, settings: settings)
+        defer { port.close() }
+        player.start()
+        let sink = RecordingSink()
+        let reported = Collector<DecodeError>()
+        let session = DeviceSession(profile: profile, device: Replay.defaultDevice(for: profile), link: port, sink: sink,
+                                    onProblem: { reported.append($0) })
+        let running = Task { await runSession(session) }
+        _ = try await player.outcome().get()
+        // Liveness wait for the session to take in what was played; then stop it.
+        let caughtUp = await onThread("wait-for-readings") { () -> Bool in
+            let end = ContinuousClock.now.advanced(by: .seconds(30))
+            while sink.readings.count < replay.readings.count && ContinuousClock.now < end { usleep(2000) }
+            return sink.readings.count == replay.readings.count
+        }
+        session.stop()
+        let outcome = await running.value
+        #expect(caughtUp == true)
+        #expect(outcome.end == .stopped)
+        #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
+        #expect(outcome.counters.bytesIn == Self.deviceLines(capture).reduce(0) { $0 + $1.count })
+        #expect(outcome.counters.bytesOut == 0)
+        #expect(reported.all.map(\.field) == replay.problems.map(\.field))
+        #expect(outcome.counters.problems == replay.problems.count)
+    }
+
+    @Test("stop() before run() returns .stopped without touching the device")
+    func stopBeforeRun() async throws {
+        let profile = try ScriptedSerialFixture.profile()
+        let terminal = try PseudoTerminal()
+        let port = try SerialPort.open(path: terminal.slavePath, settings: try ScriptedSerialFixture.settings(profile))
+        defer { port.close() }
+        let log = BoundaryLog()
+        let session = DeviceSession(profile: profile, device: Replay.defaultDevice(for: profile), link: SpyLink(port, log: log), sink: RecordingSink())
+        session.stop()
+        let outcome = await runSession(session)
+        #expect(outcome.end == .stopped)
+        #expect(log.all.isEmpty)
+        #expect(outcome.counters == SessionCounters())
+    }
+}

@@ -1,0 +1,333 @@
+import Foundation
+import Synchronization
+import Testing
+import VitalModel
+import ProfileEngine
+import ProfileCatalog
+import DeviceSimulator
+import VitalGateTestKit
+@testable import DeviceIO
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A test-side failure with a message, for work done on dedicated threads.
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs blocking `body` on a thread of its own and suspends until it returns, or until `limit` passes
+/// (nil then). The limit is a liveness bound that keeps a broken port from hanging the test run, not a
+/// measurement.
+func onThread<T: Sendable>(_ name: String, limit: Duration = .seconds(60), _ body: @escaping @Sendable () -> T) async -> T? {
+    await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+        let once = ResumeOnce(continuation)
+        DedicatedThread.start(name: name) { once.resume(body()) }
+        let (seconds, attoseconds) = limit.components
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(seconds)) + .nanoseconds(Int(attoseconds / 1_000_000_000))) {
+            once.resume(nil)
+        }
+    }
+}
+
+/// A continuation that the first of several racing callers resumes.
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T?, Never>?>
+    init(_ continuation: CheckedContinuation<T?, Never>) { self.continuation = Mutex(continuation) }
+    func resume(_ value: T?) {
+        let pending = continuation.withLock { stored in
+            defer { stored = nil }
+            return stored
+        }
+        pending?.resume(returning: value)
+    }
+}
+
+// MARK: The device side of a pseudo-terminal
+
+/// Writes all of `bytes` to a pseudo-terminal master (non-blocking), waiting while it is full.
+func writeMaster(_ master: Int32, _ bytes: [UInt8]) throws(TestFailure) {
+    var offset = 0
+    let end = ContinuousClock.now.advanced(by: .seconds(10))
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { Glibc.write(master, $0.baseAddress, $0.count) }
+        if written > 0 { offset += written; continue }
+        guard written < 0, errno == EAGAIN || errno == EINTR, ContinuousClock.now < end else {
+            throw TestFailure("writing to the master failed after \(offset) of \(bytes.count) bytes: errno \(errno)")
+        }
+        var descriptors = [pollfd(fd: master, events: Int16(POLLOUT), revents: 0)]
+        _ = poll(&descriptors, 1, 50)
+    }
+}
+
+/// Reads from a pseudo-terminal master in exact amounts, keeping what arrived beyond them.
+struct MasterReader {
+    let master: Int32
+    /// A descriptor whose input ends a wait early (a stop pipe), or -1.
+    var stop: Int32 = -1
+    var pending: [UInt8] = []
+
+    init(_ master: Int32, stop: Int32 = -1) {
+        self.master = master
+        self.stop = stop
+    }
+
+    /// Exactly `count` bytes, or a failure naming what did arrive.
+    mutating func take(_ count: Int, within limit: Duration = .seconds(10)) throws(TestFailure) -> [UInt8] {
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: limit)
+        while pending.count < count {
+            guard clock.now < end else {
+                throw TestFailure("expected \(count) bytes from the host, got \(pending.count): \(hexString(pending, separator: " "))")
+            }
+            var descriptors = [pollfd(fd: master, events: Int16(POLLIN), revents: 0)]
+            if stop >= 0 { descriptors.append(pollfd(fd: stop, events: Int16(POLLIN), revents: 0)) }
+            _ = poll(&descriptors, nfds_t(descriptors.count), 50)
+            if descriptors.count > 1, descriptors[1].revents != 0 { throw TestFailure("stopped") }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let read = chunk.withUnsafeMutableBytes { Glibc.read(master, $0.baseAddress, $0.count) }
+            if read > 0 { pending += chunk[0..<read] }
+        }
+        defer { pending.removeFirst(count) }
+        return Array(pending.prefix(count))
+    }
+}
+
+/// The device side of a capture on a pseudo-terminal, for host-side framings the ``CapturePlayer`` does
+/// not know: with `.hidReports`, each host report arrives as reportSize + 1 bytes (the report id first,
+/// as hidraw requires) and is compared without the id.
+///
+/// `@timeout` lines are no-ops: the next `>` line waits for the host's retry anyway. The stand-in holds
+/// the only reference to its terminal, and releases it (which hangs up the host) when playback ends
+/// early at `hangUpAfterDeviceBytes`, or when ``stop()`` is called after a complete playback.
+final class DeviceStandIn: Sendable {
+    enum Framing: Sendable { case stream, hidReports(size: Int) }
+
+    struct Report: Sendable {
+        var hostReports = 0
+        var deviceBytes = 0
+        var hungUp = false
+    }
+
+    let slavePath: String
+    let capture: Capture
+    let framing: Framing
+    let hangUpAfterDeviceBytes: Int?
+    private let terminal: Mutex<PseudoTerminal?>
+    private let stopRead: Int32, stopWrite: Int32
+    private let done = DispatchGroup()
+    private let result = Mutex<Result<Report, TestFailure>?>(nil)
+
+    init(capture: Capture, framing: Framing, hangUpAfterDeviceBytes: Int? = nil) throws {
+        let terminal = try PseudoTerminal()
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw TestFailure("pipe: errno \(errno)") }
+        self.slavePath = terminal.slavePath
+        self.capture = capture
+        self.framing = framing
+        self.hangUpAfterDeviceBytes = hangUpAfterDeviceBytes
+        self.terminal = Mutex(terminal)
+        self.stopRead = ends[0]
+        self.stopWrite = ends[1]
+    }
+
+    deinit {
+        _ = Glibc.close(stopRead)
+        _ = Glibc.close(stopWrite)
+    }
+
+    func start() {
+        done.enter()
+        DedicatedThread.start(name: "device-stand-in") { [self] in
+            let outcome = play()
+            // Hang up (close the master) once playing is over.
+            terminal.withLock { $0 = nil }
+            result.withLock { $0 = outcome }
+            done.leave()
+        }
+    }
+
+    /// Ends the playback: after a complete one the stand-in keeps the terminal open until this is called,
+    /// so the host can read the last lines before the hang-up.
+    func stop() {
+        let byte: UInt8 = 1
+        _ = withUnsafePointer(to: byte) { Glibc.write(stopWrite, $0, 1) }
+    }
+
+    /// Blocks until the playback thread ended (call from a dedicated thread).
+    func wait() -> Result<Report, TestFailure> {
+        done.wait()
+        return result.withLock { $0 } ?? .failure(TestFailure("the stand-in never started"))
+    }
+
+    private func play() -> Result<Report, TestFailure> {
+        guard let master = terminal.withLock({ $0?.masterDescriptor }) else { return .failure(TestFailure("no terminal")) }
+        var report = Report()
+        var reader = MasterReader(master, stop: stopRead)
+        do throws(TestFailure) {
+            for entry in capture.entries {
+                switch entry.line {
+                case .toDevice(let expected, _):
+                    let received: [UInt8]
+                    switch framing {
+                    case .stream:
+                        received = try reader.take(expected.count)
+                    case .hidReports(let size):
+                        let framed = try reader.take(size + 1)
+                        guard framed[0] == 0 else {
+                            throw TestFailure("line \(entry.lineNumber): the host's report starts with id \(framed[0]), not 0")
+                        }
+                        received = Array(framed.dropFirst())
+                    }
+                    guard received == expected else {
+                        throw TestFailure("line \(entry.lineNumber): the host sent \(hexString(received, separator: " ")) where the capture shows \(hexString(expected, separator: " "))")
+                    }
+                    report.hostReports += 1
+                case .fromDevice(let bytes, _):
+                    if let cut = hangUpAfterDeviceBytes, report.deviceBytes + bytes.count > cut {
+                        try writeMaster(master, Array(bytes.prefix(cut - report.deviceBytes)))
+                        report.deviceBytes = cut
+                        report.hungUp = true
+                        return .success(report)
+                    }
+                    try writeMaster(master, bytes)
+                    report.deviceBytes += bytes.count
+                case .wait(let milliseconds):
+                    usleep(UInt32(milliseconds) * 1000)
+                case .timeout:
+                    break
+                }
+            }
+            // Keep the terminal until stop(): the host may not have read the last lines yet.
+            var descriptors = [pollfd(fd: stopRead, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&descriptors, 1, 120_000)
+            return .success(report)
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+// MARK: Sessions
+
+/// What happened at the device boundary, in order: readings handed to the sink and bytes written.
+enum BoundaryEvent: Sendable, Hashable {
+    case stored(count: Int)
+    case storeRefused(count: Int)
+    case wrote([UInt8])
+}
+
+/// A shared, ordered log of ``BoundaryEvent``s.
+final class BoundaryLog: Sendable {
+    private let events = Mutex<[BoundaryEvent]>([])
+    func append(_ event: BoundaryEvent) { events.withLock { $0.append(event) } }
+    var all: [BoundaryEvent] { events.withLock { $0 } }
+}
+
+/// Values collected from callbacks on other threads, in order.
+final class Collector<Element: Sendable>: Sendable {
+    private let items = Mutex<[Element]>([])
+    func append(_ item: Element) { items.withLock { $0.append(item) } }
+    var all: [Element] { items.withLock { $0 } }
+}
+
+/// A sink that keeps readings in memory and logs each store; `refuse` makes every store throw.
+final class RecordingSink: ReadingSink {
+    struct Refused: Error, CustomStringConvertible {
+        var description: String { "the test sink refused to store (simulated disk full)" }
+    }
+
+    let log: BoundaryLog
+    let refuse: Bool
+    private let stored = Mutex<[Reading]>([])
+
+    init(log: BoundaryLog = BoundaryLog(), refuse: Bool = false) {
+        self.log = log
+        self.refuse = refuse
+    }
+
+    var readings: [Reading] { stored.withLock { $0 } }
+
+    func store(_ readings: [Reading]) throws {
+        if refuse {
+            log.append(.storeRefused(count: readings.count))
+            throw Refused()
+        }
+        stored.withLock { $0 += readings }
+        log.append(.stored(count: readings.count))
+    }
+}
+
+/// A link that logs every successful write to a ``BoundaryLog`` and passes everything to the real port.
+final class SpyLink: DeviceLink {
+    let inner: any DeviceLink
+    let log: BoundaryLog
+
+    init(_ inner: any DeviceLink, log: BoundaryLog) {
+        self.inner = inner
+        self.log = log
+    }
+
+    var path: String { inner.path }
+    func read(timeout: Duration?) throws(DeviceIOError) -> LinkInput { try inner.read(timeout: timeout) }
+    func write(_ bytes: [UInt8]) throws(DeviceIOError) {
+        try inner.write(bytes)
+        log.append(.wrote(bytes))
+    }
+    func interrupt() { inner.interrupt() }
+    func close() { inner.close() }
+}
+
+/// Runs a session on a dedicated thread; past `limit` it is stopped, which the caller sees as `.stopped`.
+func runSession(_ session: DeviceSession, limit: Duration = .seconds(60)) async -> SessionOutcome {
+    let watchdog = DispatchWorkItem { session.stop() }
+    let (seconds, _) = limit.components
+    DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(seconds)), execute: watchdog)
+    defer { watchdog.cancel() }
+    return await DedicatedThread.run(name: "device-session") { session.run() }
+}
+
+/// Readings with the hub's receive time set to `time`: live and replayed sessions run on different
+/// clocks, everything else must agree.
+func atTime(_ readings: [Reading], _ time: HubTimestamp) -> [Reading] {
+    readings.map { reading in
+        var copy = reading
+        copy.receivedAt = time
+        return copy
+    }
+}
+
+/// The Omron HEM-790IT profile and its captures, as shipped.
+enum OmronFixture {
+    static let profileFile = RepositoryPaths.root.appendingPathComponent("DeviceProfiles/omron/hem-790it.json").path
+
+    static func profile() throws -> DeviceProfile {
+        try ProfileLoader.load(file: profileFile, expectedID: "omron/hem-790it")
+    }
+
+    static var captureFiles: [String] {
+        guard let profile = try? profile() else { return [] }
+        return ProfileCatalog.captures(for: profile)
+    }
+
+    static func settings(_ profile: DeviceProfile) throws -> HIDSettings {
+        guard case .hidraw(let settings) = profile.transport else { throw TestFailure("the Omron profile is not a hidraw profile") }
+        return settings
+    }
+}
+
+/// The serial pseudo-terminal fixture: PC-60FW frames behind an invented request, with a retry.
+enum ScriptedSerialFixture {
+    static let profileFile = RepositoryPaths.fixture("profiles").path + "/simulator-test/pc-60fw-scripted.json"
+    static let captureFile = RepositoryPaths.fixture("profiles").path + "/simulator-test/pc-60fw-scripted/retry-then-vitals.capture"
+
+    static func profile() throws -> DeviceProfile {
+        try ProfileLoader.load(file: profileFile, expectedID: "simulator-test/pc-60fw-scripted")
+    }
+
+    static func settings(_ profile: DeviceProfile) throws -> SerialSettings {
+        guard case .serial(let settings) = profile.transport else { throw TestFailure("the fixture is not a serial profile") }
+        return settings
+    }
+}
