@@ -31,9 +31,10 @@ public struct SessionCounters: Sendable, Hashable {
 
 /// Why a session ended.
 public enum SessionEnd: Sendable, Hashable {
-    /// The engine's script ended; `complete` is false when it gave up on something.
+    /// The engine's script ended (`complete` is false when it gave up on something) and, after a
+    /// complete one, the device went quiet or away.
     case finished(complete: Bool)
-    /// The device was unplugged or hung up; what was stored before stays stored.
+    /// The device was unplugged or hung up before the script ended; what was stored before stays stored.
     case disconnected(DeviceIOError)
     /// The sink threw (its error's description); nothing was sent to the device after it.
     case storeFailed(String)
@@ -74,20 +75,28 @@ public final class DeviceSession: Sendable {
     public let device: DeviceIdentity
     /// The open device node; owned (and closed) by the caller.
     public let link: any DeviceLink
+    /// How long the device must stay quiet after the engine's script ended before ``run()`` returns
+    /// ``SessionEnd/finished(complete:)``; `.zero` returns as soon as the script ends.
+    public let quietAfterFinish: Duration
     let sink: any ReadingSink
     let now: @Sendable () -> HubTimestamp
     let onProblem: @Sendable (DecodeError) -> Void
     private let stopRequested = Atomic<Bool>(false)
 
+    /// - Parameter quietAfterFinish: a script that only starts a stream (a pulse oximeter's start
+    ///   command) ends while the device goes on sending; its readings keep being stored until the device
+    ///   has been quiet this long, or hangs up. The default outlasts devices that send once a second.
     public init(profile: DeviceProfile, device: DeviceIdentity, link: any DeviceLink, sink: any ReadingSink,
                 now: @escaping @Sendable () -> HubTimestamp = { HubTimestamp.now() },
-                onProblem: @escaping @Sendable (DecodeError) -> Void = { _ in }) {
+                onProblem: @escaping @Sendable (DecodeError) -> Void = { _ in },
+                quietAfterFinish: Duration = .seconds(5)) {
         self.profile = profile
         self.device = device
         self.link = link
         self.sink = sink
         self.now = now
         self.onProblem = onProblem
+        self.quietAfterFinish = quietAfterFinish
     }
 
     /// Makes ``run()`` return ``SessionEnd/stopped`` soon; thread-safe. Nothing more is written to the
@@ -99,23 +108,48 @@ public final class DeviceSession: Sendable {
 
     private var isStopped: Bool { stopRequested.load(ordering: .sequentiallyConsistent) }
 
+    /// What one batch of engine events leads to.
+    private enum Step {
+        case goOn
+        case scriptEnded(complete: Bool)
+        case end(SessionEnd)
+    }
+
     /// Runs until the script finishes, the device disconnects, storing fails or ``stop()``. Blocks: call
     /// it on a dedicated thread, once per session. Does not close the link (the caller owns it).
+    ///
+    /// A script that gave up (`complete: false`) ends the session at once. One that completed is
+    /// followed by the device's own end: once it has been quiet for ``quietAfterFinish``, hangs up or is
+    /// unplugged, the session returns `.finished(complete: true)` with everything it sent stored.
     public func run() -> SessionOutcome {
         var engine = profile.engine.makeSession(device: device, profileID: profile.id)
         var counters = SessionCounters()
-        guard !isStopped else { return SessionOutcome(end: .stopped, counters: counters) }
-        if let end = handle(engine.start(at: now()), counters: &counters) {
-            return SessionOutcome(end: end, counters: counters)
+        /// Set once the script completed: the session only drains the device's stream.
+        var draining = false
+        func outcome(_ end: SessionEnd) -> SessionOutcome { SessionOutcome(end: end, counters: counters) }
+        func after(_ step: Step) -> SessionOutcome? {
+            switch step {
+            case .goOn: return nil
+            case .end(let end): return outcome(end)
+            case .scriptEnded(let complete):
+                if draining { return nil }
+                guard complete, quietAfterFinish > .zero else { return outcome(.finished(complete: complete)) }
+                draining = true
+                return nil
+            }
         }
+
+        guard !isStopped else { return outcome(.stopped) }
+        if let done = after(handle(engine.start(at: now()), counters: &counters)) { return done }
         while true {
-            guard !isStopped else { return SessionOutcome(end: .stopped, counters: counters) }
-            let timeout = engine.timeoutMilliseconds.map { Duration.milliseconds(max(0, $0)) }
+            guard !isStopped else { return outcome(.stopped) }
+            let timeout = draining ? quietAfterFinish : engine.timeoutMilliseconds.map { Duration.milliseconds(max(0, $0)) }
             let input: LinkInput
             do throws(DeviceIOError) {
                 input = try link.read(timeout: timeout)
             } catch {
-                return SessionOutcome(end: error.isDisconnect ? .disconnected(error) : .failed(error), counters: counters)
+                if draining && error.isDisconnect { return outcome(.finished(complete: true)) }
+                return outcome(error.isDisconnect ? .disconnected(error) : .failed(error))
             }
             let events: [EngineEvent]
             switch input {
@@ -123,21 +157,20 @@ public final class DeviceSession: Sendable {
                 counters.bytesIn += bytes.count
                 events = engine.receive(bytes, channel: nil, at: now())
             case .timedOut:
+                if draining { return outcome(.finished(complete: true)) }
                 counters.timeouts += 1
                 events = engine.timeout(at: now())
             case .interrupted:
                 // Either stop() (seen at the top of the loop) or a stray interrupt: read again.
                 continue
             }
-            if let end = handle(events, counters: &counters) {
-                return SessionOutcome(end: end, counters: counters)
-            }
+            if let done = after(handle(events, counters: &counters)) { return done }
         }
     }
 
-    /// Handles one batch of engine events in order; returns how the session ends, or nil to go on.
-    /// Readings are stored before any request that follows them and at the end of the batch.
-    private func handle(_ events: [EngineEvent], counters: inout SessionCounters) -> SessionEnd? {
+    /// Handles one batch of engine events in order. Readings are stored before any request that follows
+    /// them and at the end of the batch.
+    private func handle(_ events: [EngineEvent], counters: inout SessionCounters) -> Step {
         var pending: [Reading] = []
         var finished: Bool?
         func commit() -> SessionEnd? {
@@ -159,12 +192,12 @@ public final class DeviceSession: Sendable {
                 counters.problems += 1
                 onProblem(problem)
             case .send(let bytes, _):
-                if let end = commit() { return end }
-                guard !isStopped else { return .stopped }
+                if let end = commit() { return .end(end) }
+                guard !isStopped else { return .end(.stopped) }
                 do throws(DeviceIOError) {
                     try link.write(bytes)
                 } catch {
-                    return error.isDisconnect ? .disconnected(error) : .failed(error)
+                    return .end(error.isDisconnect ? .disconnected(error) : .failed(error))
                 }
                 counters.bytesOut += bytes.count
             case .finished(let complete):
@@ -172,7 +205,7 @@ public final class DeviceSession: Sendable {
                 finished = finished ?? complete
             }
         }
-        if let end = commit() { return end }
-        return finished.map { .finished(complete: $0) }
+        if let end = commit() { return .end(end) }
+        return finished.map { .scriptEnded(complete: $0) } ?? .goOn
     }
 }

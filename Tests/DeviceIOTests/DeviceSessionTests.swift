@@ -55,8 +55,9 @@ struct DeviceSessionTests {
         #expect(port.skippedFeatureReports == settings.featureReports.count)
         let link: any DeviceLink = log.map { SpyLink(port, log: $0) } ?? port
         device.start()
+        // After OFF the monitor says nothing more; a short quiet period still exercises the draining.
         let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile),
-                                    link: link, sink: sink)
+                                    link: link, sink: sink, quietAfterFinish: .milliseconds(200))
         let outcome = await runSession(session)
         device.stop()
         let played = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
@@ -181,12 +182,12 @@ struct DeviceSessionTests {
 
     // MARK: Serial
 
-    @Test("a scripted serial session over the capture player retries after a timeout and stores the reading")
+    @Test("a scripted serial session over the capture player retries after a timeout and stores what Replay reads")
     func serialWithCapturePlayer() async throws {
         let profile = try ScriptedSerialFixture.profile()
         let capture = try Capture.load(file: ScriptedSerialFixture.captureFile)
         let replay = Replay.run(capture, profile: profile)
-        try #require(!replay.readings.isEmpty)
+        try #require(replay.readings.count == 2)
         let terminal = try PseudoTerminal()
         let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
                                        options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60)))
@@ -196,21 +197,102 @@ struct DeviceSessionTests {
         #expect(port.skippedLineControl == 0)
         player.start()
         let sink = RecordingSink()
-        let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port, sink: sink)
+        // The capture's pauses are 50 ms: a second of quiet means the device has said everything.
+        let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
+                                    sink: sink, quietAfterFinish: .seconds(1))
+
+        let outcome = await runSession(session)
+        let playback = try await player.outcome().get()
+
+        // The script ends with the first vitals frame; the second comes after it and is kept too.
+        #expect(outcome.end == .finished(complete: true))
+        #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
+        #expect(outcome.counters.readings == 2)
+        #expect(outcome.counters.timeouts == 1)
+        #expect(outcome.counters.bytesIn == Self.deviceLines(capture).reduce(0) { $0 + $1.count })
+        let requests = Self.hostLines(capture)
+        #expect(outcome.counters.bytesOut == requests.reduce(0) { $0 + $1.count })
+        #expect(playback.hostBytes == outcome.counters.bytesOut)
+    }
+
+    @Test("with quietAfterFinish zero the session returns as soon as the script ends")
+    func returnAtScriptEnd() async throws {
+        let profile = try ScriptedSerialFixture.profile()
+        let capture = try Capture.load(file: ScriptedSerialFixture.captureFile)
+        let replay = Replay.run(capture, profile: profile)
+        let device = try DeviceStandIn(capture: capture, framing: .stream)
+        let port = try SerialPort.open(path: device.slavePath, settings: try ScriptedSerialFixture.settings(profile))
+        defer { port.close() }
+        device.start()
+        let sink = RecordingSink()
+        let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
+                                    sink: sink, quietAfterFinish: .zero)
+        let outcome = await runSession(session)
+        device.stop()
+        _ = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
+
+        #expect(outcome.end == .finished(complete: true))
+        // The first vitals frame ends the script; frames decoded in the same read are stored with it,
+        // the one after the stand-in's 50 ms pause is not waited for.
+        let stored = atTime(sink.readings, capture.receivedAt)
+        #expect(!stored.isEmpty)
+        #expect(stored == Array(atTime(replay.readings, capture.receivedAt).prefix(stored.count)))
+    }
+
+    @Test("a Contec CMS50D+ stream over a serial terminal: the start command, then every reading Replay reads",
+          arguments: ["titinho-cms50e-live.capture", "resync-garbage.capture"])
+    func contecEndToEnd(_ name: String) async throws {
+        let profile = try ContecFixture.profile()
+        let capture = try ContecFixture.capture(name)
+        let replay = Replay.run(capture, profile: profile)
+        try #require(replay.scriptDifferences.isEmpty, "the capture does not replay cleanly: \(replay.scriptDifferences)")
+        try #require(!replay.readings.isEmpty)
+        let terminal = try PseudoTerminal()
+        let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
+                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60)))
+        let port = try SerialPort.open(path: terminal.slavePath, settings: try ContecFixture.settings(profile))
+        defer { port.close() }
+        player.start()
+        let sink = RecordingSink()
+        let problems = Collector<DecodeError>()
+        // The capture's own pauses are 1.5 s; the quiet period must outlast them.
+        let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
+                                    sink: sink, onProblem: { problems.append($0) }, quietAfterFinish: .seconds(3))
 
         let outcome = await runSession(session)
         let playback = try await player.outcome().get()
 
         #expect(outcome.end == .finished(complete: true))
-        // The script ends with the first vitals frame; frames decoded in the same read are kept too.
-        let stored = atTime(sink.readings, capture.receivedAt)
-        #expect(!stored.isEmpty)
-        #expect(stored == Array(atTime(replay.readings, capture.receivedAt).prefix(stored.count)))
-        #expect(outcome.counters.readings == stored.count)
-        #expect(outcome.counters.timeouts == 1)
-        let requests = Self.hostLines(capture)
-        #expect(outcome.counters.bytesOut == requests.reduce(0) { $0 + $1.count })
+        // The profile keeps at most one reading a second; the capture's waits are longer than that and
+        // the packets between them arrive within it, live as in Replay.
+        #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
+        #expect(problems.all.map(\.field) == replay.problems.map(\.field))
+        #expect(outcome.counters.bytesIn == Self.deviceLines(capture).reduce(0) { $0 + $1.count })
+        #expect(outcome.counters.bytesOut == Self.hostLines(capture).reduce(0) { $0 + $1.count })
         #expect(playback.hostBytes == outcome.counters.bytesOut)
+        #expect(playback.unexpectedHostBytes.isEmpty)
+    }
+
+    @Test("a streaming device that hangs up after the script ended finished its session, with every reading stored")
+    func hangUpAfterScriptIsFinished() async throws {
+        let profile = try ContecFixture.profile()
+        let capture = try ContecFixture.capture("headrotor-cms50dplus-live.capture")
+        let replay = Replay.run(capture, profile: profile)
+        try #require(!replay.readings.isEmpty)
+        let device = try DeviceStandIn(capture: capture, framing: .stream, hangUpWhenDrained: true)
+        let port = try SerialPort.open(path: device.slavePath, settings: try ContecFixture.settings(profile))
+        defer { port.close() }
+        device.start()
+        let sink = RecordingSink()
+        // A quiet period far longer than the test: only the hang-up can end this session.
+        let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
+                                    sink: sink, quietAfterFinish: .seconds(3600))
+        let outcome = await runSession(session)
+        let played = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
+
+        #expect(try played.get().hungUp)
+        #expect(outcome.end == .finished(complete: true))
+        #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
     }
 
     @Test("unplugging a serial device in the middle of a frame stores no partial reading; a new session on a new terminal completes")

@@ -100,7 +100,8 @@ struct MasterReader {
 ///
 /// `@timeout` lines are no-ops: the next `>` line waits for the host's retry anyway. The stand-in holds
 /// the only reference to its terminal, and releases it (which hangs up the host) when playback ends
-/// early at `hangUpAfterDeviceBytes`, or when ``stop()`` is called after a complete playback.
+/// early at `hangUpAfterDeviceBytes`, once the host has read every line with `hangUpWhenDrained`, or
+/// else when ``stop()`` is called after a complete playback.
 final class DeviceStandIn: Sendable {
     enum Framing: Sendable { case stream, hidReports(size: Int) }
 
@@ -114,12 +115,13 @@ final class DeviceStandIn: Sendable {
     let capture: Capture
     let framing: Framing
     let hangUpAfterDeviceBytes: Int?
+    let hangUpWhenDrained: Bool
     private let terminal: Mutex<PseudoTerminal?>
     private let stopRead: Int32, stopWrite: Int32
     private let done = DispatchGroup()
     private let result = Mutex<Result<Report, TestFailure>?>(nil)
 
-    init(capture: Capture, framing: Framing, hangUpAfterDeviceBytes: Int? = nil) throws {
+    init(capture: Capture, framing: Framing, hangUpAfterDeviceBytes: Int? = nil, hangUpWhenDrained: Bool = false) throws {
         let terminal = try PseudoTerminal()
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { throw TestFailure("pipe: errno \(errno)") }
@@ -127,6 +129,7 @@ final class DeviceStandIn: Sendable {
         self.capture = capture
         self.framing = framing
         self.hangUpAfterDeviceBytes = hangUpAfterDeviceBytes
+        self.hangUpWhenDrained = hangUpWhenDrained
         self.terminal = Mutex(terminal)
         self.stopRead = ends[0]
         self.stopWrite = ends[1]
@@ -198,6 +201,13 @@ final class DeviceStandIn: Sendable {
                 case .timeout:
                     break
                 }
+            }
+            if hangUpWhenDrained {
+                guard terminal.withLock({ $0?.waitUntilDrained(timeout: .seconds(20)) }) == true else {
+                    throw TestFailure("the host did not read the last lines")
+                }
+                report.hungUp = true
+                return .success(report)
             }
             // Keep the terminal until stop(): the host may not have read the last lines yet.
             var descriptors = [pollfd(fd: stopRead, events: Int16(POLLIN), revents: 0)]
@@ -313,6 +323,28 @@ enum OmronFixture {
 
     static func settings(_ profile: DeviceProfile) throws -> HIDSettings {
         guard case .hidraw(let settings) = profile.transport else { throw TestFailure("the Omron profile is not a hidraw profile") }
+        return settings
+    }
+}
+
+/// The Contec CMS50D+ profile (USB-serial pulse oximeter: a start command, then a stream), as shipped.
+enum ContecFixture {
+    static let profileFile = RepositoryPaths.root.appendingPathComponent("DeviceProfiles/contec/cms50d-plus.json").path
+
+    static func profile() throws -> DeviceProfile {
+        try ProfileLoader.load(file: profileFile, expectedID: "contec/cms50d-plus")
+    }
+
+    static func capture(_ name: String) throws -> Capture {
+        let profile = try profile()
+        guard let file = ProfileCatalog.captures(for: profile).first(where: { $0.hasSuffix("/" + name) }) else {
+            throw TestFailure("no capture \(name) beside \(profileFile)")
+        }
+        return try Capture.load(file: file)
+    }
+
+    static func settings(_ profile: DeviceProfile) throws -> SerialSettings {
+        guard case .serial(let settings) = profile.transport else { throw TestFailure("the Contec profile is not a serial profile") }
         return settings
     }
 }
