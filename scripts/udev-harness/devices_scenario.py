@@ -5,8 +5,8 @@ test_discovery.py runs it and asserts on the JSON. The scenario:
 
 1. attach an Omron HEM-790IT (hidraw), two CP2102 bridges (ttyUSB, different serial numbers and ports) and
    an FTDI FT232R no profile claims;
-2. `vitalgate devices --json` with the shipped profiles, and with a tree of the shipped Omron profile plus
-   the harness's CP2102 profile;
+2. `vitalgate devices --json` with the shipped profiles, and with a tree of the shipped profiles plus the
+   harness's CP2102 profile (which names the bridge's strings, so it beats a claim by ids alone);
 3. `vitalgate devices --watch` with that tree: wait for the four "present" lines, then unplug and re-plug
    the Omron and one CP2102 back to back, wait for the four events, end it with SIGTERM;
 4. `vitalgate devices --watch 0.5`: ends by itself;
@@ -49,8 +49,10 @@ def scenario(binary: str, shipped: Path) -> dict:
     result: dict = {}
     bed = testbed.Testbed.start(*DEVICES)
     with tempfile.TemporaryDirectory(prefix="vitalgate-profiles-") as tree:
-        # The shipped Omron profile and the harness's CP2102 profile, side by side, without copying either.
-        os.symlink(shipped / "omron", Path(tree) / "omron")
+        # The shipped profiles and the harness's CP2102 profile side by side, without copying any.
+        for vendor in sorted(shipped.iterdir()):
+            if vendor.is_dir() and vendor.name != "harness":
+                os.symlink(vendor, Path(tree) / vendor.name)
         os.symlink(HERE / "profiles" / "harness", Path(tree) / "harness")
         try:
             result["nodes"] = {name: bed.node(name) for name in DEVICES}

@@ -18,6 +18,7 @@ ROOT = HERE.parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
 BINARY = os.environ.get("VITALGATE_BIN", str(ROOT / ".build/debug/vitalgate"))
 CP2102 = "10C4:EA60"
+FTDI = "0403:6001"
 
 
 def run_scenario() -> dict:
@@ -78,6 +79,8 @@ def test_shipped_profiles_claim_the_omron_and_say_why_not_for_the_bridges(scenar
 
 
 def test_harness_profile_claims_both_bridges_by_their_strings_and_keys_them_by_serial(scenario):
+    # The tree is the shipped profiles plus harness/cp2102-bridge: a shipped profile that claims 10C4:EA60 by
+    # its ids alone (if any) must lose to the one that also names interface, manufacturer and product.
     listing = scenario["listingHarness"]
     assert listing["exit"] == 0, listing["stderr"]
     devices = by_node(listing["devices"])
@@ -92,9 +95,11 @@ def test_harness_profile_claims_both_bridges_by_their_strings_and_keys_them_by_s
     assert a["stableKey"] != b["stableKey"] and a["portPath"] != b["portPath"]
     assert devices[nodes["omron-hem-790it"]]["profile"] == "omron/hem-790it"
 
+    assert not shipped_claims(FTDI), (f"the harness needs a device no profile claims, but {FTDI} is now claimed by "
+                                      f"{shipped_claims(FTDI)}. Fix: give devices/ft232r-unclaimed.umockdev other ids")
     ftdi = devices[nodes["ft232r-unclaimed"]]
     assert ftdi["match"] == "none" and ftdi["profile"] is None
-    assert ftdi["reason"] == "no profile claims 0403:6001"
+    assert ftdi["reason"] == f"no profile claims {FTDI}"
 
 
 def test_watch_lists_what_is_present_then_reports_unplug_and_replug_in_order(scenario):
