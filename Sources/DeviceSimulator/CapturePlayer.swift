@@ -19,6 +19,14 @@ import Glibc
 /// wait is a `poll` with a time limit under one overall deadline, so a silent or misbehaving host can
 /// never hang the player. Failures are ``SimulatorError`` values naming the capture line.
 ///
+/// For HID profiles (`transport.hidraw`) the host writes output reports as it would to Linux hidraw:
+/// the report id (0 for unnumbered reports) and then the report, `reportSize + 1` bytes. The player
+/// expects that byte before each `>` line, which holds the report alone. `<` lines are written as they
+/// are; the host cuts the stream into `reportSize`-byte input reports.
+///
+/// ``PlaybackOptions/fault`` makes the device misbehave (``FaultMode``); the report counts what was
+/// injected.
+///
 /// ```swift
 /// let terminal = try PseudoTerminal()
 /// let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal)
@@ -34,6 +42,8 @@ public final class CapturePlayer: Sendable {
     let silences: [Int: Int]
     /// The pacing in force: the options' choice, or the profile transport's.
     public let pacing: Pacing
+    /// For HID profiles: the byte the host puts before each output report, and the report size.
+    let hidReports: (id: UInt8, size: Int)?
     /// A pipe whose read end is in every poll: ``stop()`` writes to it to end the playback at once.
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -43,14 +53,19 @@ public final class CapturePlayer: Sendable {
     private struct State {
         var started = false
         var outcome: Result<PlaybackReport, SimulatorError>?
+        var progress = PlaybackReport()
         var waiters: [CheckedContinuation<Result<PlaybackReport, SimulatorError>, Never>] = []
     }
 
     /// Prepares a playback. `profile` gives the engine whose timeouts `@timeout` lines must outlast;
     /// without one, ``PlaybackOptions/defaultTimeoutSilence`` is used. A ``PlaybackOptions/repeatCount``
-    /// below 1 plays once.
+    /// below 1 plays once. Throws an ``SimulatorError/Kind/invalidOptions`` error for a fault mode that
+    /// cannot be played (an interval below 1, say).
     public init(capture: Capture, profile: DeviceProfile?, terminal: PseudoTerminal,
                 options: PlaybackOptions = PlaybackOptions()) throws(SimulatorError) {
+        if let problem = options.fault.problem {
+            throw SimulatorError(kind: .invalidOptions, problem: problem, fix: "choose a fault mode as FaultMode documents it")
+        }
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else {
             throw .system("pipe", errno, fix: "the process may be out of file descriptors (ulimit -n)")
@@ -67,6 +82,11 @@ public final class CapturePlayer: Sendable {
         self.wakeWrite = ends[1]
         self.silences = Self.timeoutSilences(capture, profile: profile, fallback: Self.milliseconds(options.defaultTimeoutSilence))
         self.pacing = options.pacing ?? Self.pacing(for: profile?.transport)
+        if case .hidraw(let settings) = profile?.transport {
+            self.hidReports = (UInt8(truncatingIfNeeded: settings.reportID ?? 0), max(1, settings.reportSize))
+        } else {
+            self.hidReports = nil
+        }
     }
 
     deinit {
@@ -107,6 +127,14 @@ public final class CapturePlayer: Sendable {
     /// Whether the playback has ended.
     public var isFinished: Bool { state.withLock { $0.outcome != nil } }
 
+    /// The report so far, updated after every capture line: what a playback stopped or failed midway
+    /// had done (``wait(timeout:)`` and ``outcome()`` give only the error then).
+    public var progress: PlaybackReport { state.withLock { $0.progress } }
+
+    func publish(_ report: PlaybackReport) {
+        state.withLock { $0.progress = report }
+    }
+
     /// Blocks the calling thread until the playback ends or `timeout` passes; nil if it has not ended
     /// (or was never started). For command-line tools and dedicated threads, not for async code.
     public func wait(timeout: Duration? = nil) -> Result<PlaybackReport, SimulatorError>? {
@@ -131,61 +159,19 @@ public final class CapturePlayer: Sendable {
         }
     }
 
-    // MARK: Playing
+    // MARK: Terminal I/O (the playback itself is in CapturePlayer+Playing.swift)
 
-    private var clock: ContinuousClock { ContinuousClock() }
+    var clock: ContinuousClock { ContinuousClock() }
 
-    /// The playback itself, on the dedicated thread. Fault modes that end a session early (hang-up,
-    /// going silent) will branch here.
-    func play() -> Result<PlaybackReport, SimulatorError> {
-        let deadline = clock.now.advanced(by: options.deadline ?? automaticDeadline())
-        var report = PlaybackReport()
-        // Host bytes read but not yet matched: the host may send the next request before we look for it.
-        var pending: [UInt8] = []
-        do {
-            for _ in 0..<max(1, options.repeatCount) {
-                for entry in capture.entries {
-                    switch entry.line {
-                    case .fromDevice(let bytes, _):
-                        // An empty line is nothing to read; waiting for its read would time out.
-                        let paced = pacing == .oneLinePerRead && !bytes.isEmpty
-                        // Reads of earlier lines must not count as reads of this one.
-                        if paced { _ = terminal.hostHasRead() }
-                        for chunk in chunks(for: bytes) {
-                            try writeDevice(chunk, line: entry.lineNumber, deadline: deadline)
-                        }
-                        if paced { try awaitRead(line: entry.lineNumber, deadline: deadline) }
-                        report.deviceBytes += bytes.count
-                    case .toDevice(let bytes, _):
-                        try awaitHost(bytes, line: entry.lineNumber, pending: &pending, deadline: deadline)
-                        report.hostBytes += bytes.count
-                    case .wait(let milliseconds):
-                        try pause(milliseconds, line: entry.lineNumber, deadline: deadline)
-                    case .timeout:
-                        try pause(silences[entry.lineNumber] ?? Self.milliseconds(options.defaultTimeoutSilence),
-                                  line: entry.lineNumber, deadline: deadline)
-                    }
-                }
-                report.repetitions += 1
-            }
-            try readAvailable(into: &pending, line: nil)
-            report.unexpectedHostBytes = pending
-            return .success(report)
-        } catch {
-            return .failure(error)
-        }
-    }
-
-    /// What a `<` line becomes on the wire: the fault-mode extension point for device bytes.
-    func chunks(for bytes: [UInt8]) -> [[UInt8]] {
-        switch options.fault {
-        case .none: [bytes]
-        }
+    /// The end of a wait for the host: the response timeout from now, or only the overall deadline when
+    /// the wait is `patient` (see ``PlaybackOptions/repeatForever``).
+    func waitEnd(patient: Bool, deadline: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        patient ? deadline : min(clock.now.advanced(by: options.responseTimeout), deadline)
     }
 
     /// Writes one chunk, waiting (with a limit) while the host's input queue is full.
-    private func writeDevice(_ bytes: [UInt8], line: Int, deadline: ContinuousClock.Instant) throws(SimulatorError) {
-        let end = min(clock.now.advanced(by: options.responseTimeout), deadline)
+    func writeDevice(_ bytes: [UInt8], line: Int, deadline: ContinuousClock.Instant) throws(SimulatorError) {
+        let end = waitEnd(patient: options.repeatForever, deadline: deadline)
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.write(terminal.masterDescriptor, $0.baseAddress, $0.count) }
@@ -212,8 +198,8 @@ public final class CapturePlayer: Sendable {
     /// Written bytes reach the slave's queue through a kernel work queue, so an empty queue alone may
     /// mean "not arrived yet"; the read events (inotify) tell the two apart. Where they are not
     /// available, the queue must be seen non-empty and then empty, or stay empty for 20 ms.
-    private func awaitRead(line: Int, deadline: ContinuousClock.Instant) throws(SimulatorError) {
-        let end = min(clock.now.advanced(by: options.responseTimeout), deadline)
+    func awaitRead(line: Int, deadline: ContinuousClock.Instant) throws(SimulatorError) {
+        let end = waitEnd(patient: options.repeatForever, deadline: deadline)
         let arrival = clock.now.advanced(by: .milliseconds(20))
         var arrived = false
         while true {
@@ -235,39 +221,27 @@ public final class CapturePlayer: Sendable {
         }
     }
 
-    /// The fault-mode extension point for host lines: waits for the host to send `expected` and compares.
-    private func awaitHost(_ expected: [UInt8], line: Int, pending: inout [UInt8], deadline: ContinuousClock.Instant) throws(SimulatorError) {
-        let end = min(clock.now.advanced(by: options.responseTimeout), deadline)
+    /// Waits until the slave's input queue has stayed empty for 100 ms (the host has taken everything
+    /// written; the time covers the kernel's delivery delay), or `end`. Returns whether it did.
+    func awaitDrained(line: Int, until end: ContinuousClock.Instant) throws(SimulatorError) -> Bool {
+        var emptySince: ContinuousClock.Instant?
         while true {
-            let common = min(pending.count, expected.count)
-            if let differ = (0..<common).first(where: { pending[$0] != expected[$0] }) {
-                // Let the rest of the host's message arrive, so the error shows all of it.
-                let settle = min(clock.now.advanced(by: .milliseconds(100)), deadline)
-                while pending.count < expected.count + 16, try pollMaster(Int16(POLLIN), until: settle, line: line) != 0 {
-                    try readAvailable(into: &pending, line: line)
-                }
-                throw SimulatorError(
-                    kind: .mismatch, file: capture.file, line: line, expected: expected, received: pending,
-                    problem: "the host sent \(hexPreview(pending)) where the capture shows \(hexPreview(expected)) (first difference at byte \(differ))",
-                    fix: "the host's request differs from the recorded one: check the profile's script, or the capture line")
+            let now = clock.now
+            if terminal.unreadByteCount() ?? 0 == 0 {
+                let since = emptySince ?? now
+                if now - since >= .milliseconds(100) { return true }
+                emptySince = since
+            } else {
+                emptySince = nil
             }
-            if pending.count >= expected.count {
-                pending.removeFirst(expected.count)
-                return
-            }
-            if try pollMaster(Int16(POLLIN), until: end, line: line) == 0 {
-                throw expired(deadline, line: line, SimulatorError(
-                    kind: .timeout, file: capture.file, line: line, expected: expected, received: pending,
-                    problem: "waited \(Self.describe(options.responseTimeout)) for the host to send \(hexPreview(expected)); received \(pending.isEmpty ? "nothing" : hexPreview(pending))",
-                    fix: "check that the host opened \(terminal.slavePath) and sends this request at this point"))
-            }
-            try readAvailable(into: &pending, line: line)
+            if now >= end { return false }
+            try pollMaster(nil, until: min(now.advanced(by: .milliseconds(5)), end), line: line)
         }
     }
 
-    /// Stays silent; host bytes arriving meanwhile wait in the kernel for the next `>` line.
-    private func pause(_ milliseconds: Int, line: Int, deadline: ContinuousClock.Instant) throws(SimulatorError) {
-        let wanted = clock.now.advanced(by: .milliseconds(milliseconds))
+    /// Stays silent for `duration`; host bytes arriving meanwhile wait in the kernel for the next `>` line.
+    func pause(_ duration: Duration, line: Int, deadline: ContinuousClock.Instant) throws(SimulatorError) {
+        let wanted = clock.now.advanced(by: duration)
         try pollMaster(nil, until: min(wanted, deadline), line: line)
         if wanted > deadline {
             throw expired(deadline, line: line, SimulatorError(kind: .deadline, problem: "", fix: ""))
@@ -275,7 +249,7 @@ public final class CapturePlayer: Sendable {
     }
 
     /// Reads whatever the host has sent, without blocking.
-    private func readAvailable(into buffer: inout [UInt8], line: Int?) throws(SimulatorError) {
+    func readAvailable(into buffer: inout [UInt8], line: Int?) throws(SimulatorError) {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(terminal.masterDescriptor, $0.baseAddress, $0.count) }
@@ -293,7 +267,7 @@ public final class CapturePlayer: Sendable {
     /// Polls the master for `events` (nil: only the stop pipe) until `end`. Returns the master's
     /// `revents`, 0 when `end` came first; throws when stopped.
     @discardableResult
-    private func pollMaster(_ events: Int16?, until end: ContinuousClock.Instant, line: Int) throws(SimulatorError) -> Int16 {
+    func pollMaster(_ events: Int16?, until end: ContinuousClock.Instant, line: Int) throws(SimulatorError) -> Int16 {
         while true {
             let now = clock.now
             var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
@@ -320,7 +294,7 @@ public final class CapturePlayer: Sendable {
         }
     }
 
-    private func located(_ error: SimulatorError, _ line: Int?) -> SimulatorError {
+    func located(_ error: SimulatorError, _ line: Int?) -> SimulatorError {
         var error = error
         error.file = capture.file
         error.line = line
@@ -328,7 +302,7 @@ public final class CapturePlayer: Sendable {
     }
 
     /// `error`, or a deadline error when the overall deadline is what ran out.
-    private func expired(_ deadline: ContinuousClock.Instant, line: Int, _ error: SimulatorError) -> SimulatorError {
+    func expired(_ deadline: ContinuousClock.Instant, line: Int, _ error: SimulatorError) -> SimulatorError {
         guard clock.now >= deadline else { return error }
         let limit = options.deadline ?? automaticDeadline()
         return SimulatorError(kind: .deadline, file: capture.file, line: line, expected: error.expected, received: error.received,
@@ -346,19 +320,30 @@ public final class CapturePlayer: Sendable {
         }
     }
 
-    /// The capture's own waits and silences plus a response timeout per line, for every repetition.
+    /// The capture's own waits and silences plus a response timeout per line, for every repetition;
+    /// slowed bytes add their pauses, and faults that make the host ask again double the per-line part.
     func automaticDeadline() -> Duration {
         let response = Double(Self.milliseconds(options.responseTimeout))
-        var perRound = 0.0
+        var exchanged = 0.0
+        var silent = 0.0
+        var deviceBytes = 0
         for entry in capture.entries {
             switch entry.line {
-            case .fromDevice, .toDevice: perRound += response
-            case .wait(let milliseconds): perRound += Double(milliseconds)
-            case .timeout: perRound += Double(silences[entry.lineNumber] ?? Self.milliseconds(options.defaultTimeoutSilence))
+            case .fromDevice(let bytes, _):
+                exchanged += response
+                deviceBytes += bytes.count
+            case .toDevice: exchanged += response
+            case .wait(let milliseconds): silent += Double(milliseconds)
+            case .timeout: silent += Double(silences[entry.lineNumber] ?? Self.milliseconds(options.defaultTimeoutSilence))
             }
         }
+        var perRound = silent + (options.fault.altersReplies ? 2 * exchanged : exchanged)
+        if case .slowBytes(let pause) = options.fault {
+            perRound += Double(Self.milliseconds(pause * max(1, deviceBytes), roundingUp: true)) + Double(deviceBytes)
+        }
         // At most 30 days: a deadline must exist, not be clever.
-        let total = min(perRound * Double(max(1, options.repeatCount)) + 5000, 30 * 86_400_000)
+        let total = min(perRound * Double(max(1, options.repeatCount)) + 5000 + Double(Self.milliseconds(Self.lateRequestWindow)),
+                        30 * 86_400_000)
         return .milliseconds(Int64(total))
     }
 

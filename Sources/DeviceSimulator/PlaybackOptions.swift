@@ -7,6 +7,12 @@ public struct PlaybackOptions: Sendable, Hashable {
     public var deadline: Duration?
     /// How many times the capture is played in a row on the same terminal.
     public var repeatCount: Int
+    /// Play the capture again and again, ignoring ``repeatCount``, until ``CapturePlayer/stop()``: a
+    /// device that is always there, like a streaming oximeter. Without an explicit ``deadline`` there is
+    /// none, and the player waits for the host without a time limit where a host may come and go: for a
+    /// `<` line the host has not read yet, and for the first `>` line of each repetition (the next
+    /// session). Within a session ``responseTimeout`` still applies.
+    public var repeatForever: Bool
     /// How long `@timeout` stays silent when the profile's engine is not waiting for an answer there (or
     /// no profile was given). Otherwise the silence is the engine's own timeout plus a margin.
     public var defaultTimeoutSilence: Duration
@@ -17,10 +23,12 @@ public struct PlaybackOptions: Sendable, Hashable {
     public var fault: FaultMode
 
     public init(responseTimeout: Duration = .seconds(10), deadline: Duration? = nil, repeatCount: Int = 1,
-                defaultTimeoutSilence: Duration = .seconds(2), pacing: Pacing? = nil, fault: FaultMode = .none) {
+                repeatForever: Bool = false, defaultTimeoutSilence: Duration = .seconds(2), pacing: Pacing? = nil,
+                fault: FaultMode = .none) {
         self.responseTimeout = responseTimeout
         self.deadline = deadline
         self.repeatCount = repeatCount
+        self.repeatForever = repeatForever
         self.defaultTimeoutSilence = defaultTimeoutSilence
         self.pacing = pacing
         self.fault = fault
@@ -37,39 +45,4 @@ public enum Pacing: Sendable, Hashable {
     /// by these boundaries (`"sync": "none"`) need it. The default for Bluetooth LE and HID profiles.
     /// The host must open the terminal and read within ``PlaybackOptions/responseTimeout``.
     case oneLinePerRead
-}
-
-/// Ways the simulated device can misbehave. Only ``none`` exists today.
-///
-/// Later fault modes hook into ``CapturePlayer`` at three documented points, so adding one is a new
-/// case plus a branch there, not a new player:
-/// - **device lines** (`CapturePlayer.chunks(for:)`): what a `<` line becomes on the wire — split into
-///   pieces with pauses, a byte flipped (checksum errors), bytes dropped, garbage inserted, paced at the
-///   profile's baud rate;
-/// - **host lines** (`CapturePlayer.awaitHost`): ignore a request once (force the host's retry), answer
-///   late;
-/// - **the end** (`CapturePlayer.play()`): hang up mid-capture (close the master), stop answering.
-public enum FaultMode: Sendable, Hashable {
-    /// Play the capture exactly as recorded.
-    case none
-}
-
-/// What a finished playback did.
-public struct PlaybackReport: Sendable, Hashable {
-    /// Times the capture was played.
-    public var repetitions: Int
-    /// Bytes written to the host (`<` lines).
-    public var deviceBytes: Int
-    /// Bytes received from the host that matched `>` lines.
-    public var hostBytes: Int
-    /// Bytes the host sent after the last `>` line, which the capture does not show. Not an error (a
-    /// host may say goodbye), but worth a warning.
-    public var unexpectedHostBytes: [UInt8]
-
-    public init(repetitions: Int = 0, deviceBytes: Int = 0, hostBytes: Int = 0, unexpectedHostBytes: [UInt8] = []) {
-        self.repetitions = repetitions
-        self.deviceBytes = deviceBytes
-        self.hostBytes = hostBytes
-        self.unexpectedHostBytes = unexpectedHostBytes
-    }
 }

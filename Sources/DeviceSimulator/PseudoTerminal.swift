@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,8 +13,9 @@ internal import CPseudoTerminal
 /// own, bytes written before the host opens the port wait in the slave's input queue instead of being
 /// lost, and ``unreadByteCount()`` can tell how much the host has not read yet.
 ///
-/// Both descriptors are closed when the value is released; the host then sees a hang-up, as when a
-/// USB adapter is unplugged.
+/// Both descriptors are closed when the value is released (or the master earlier, by ``hangUp()``); the
+/// host then sees a hang-up, as when a USB adapter is unplugged. ``init(adoptingMaster:)`` plays on a
+/// pseudo-terminal someone else created, such as umockdev's emulated serial node.
 public final class PseudoTerminal: Sendable {
     /// The device path the host opens, such as `/dev/pts/7`.
     public let slavePath: String
@@ -25,48 +27,94 @@ public final class PseudoTerminal: Sendable {
     /// The simulator's own slave descriptor never reads, so every event is the host reading.
     let readWatch: Int32
 
+    /// Whether the master is still open: ``hangUp()`` closes it early, exactly once.
+    private let masterOpen = Atomic<Bool>(true)
+
     /// Creates a pair with `posix_openpt`, `grantpt`, `unlockpt` and `ptsname_r`, and makes both sides raw.
     public init() throws(SimulatorError) {
         let fix = "check that /dev/ptmx exists and devpts is mounted (in containers: mount -t devpts devpts /dev/pts)"
         let master = vg_posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard master >= 0 else { throw .system("posix_openpt", errno, fix: fix) }
-        func fail(_ call: String, extra: Int32 = -1) -> SimulatorError {
+        guard vg_grantpt(master) == 0 else {
             let code = errno
-            if extra >= 0 { _ = Glibc.close(extra) }
             _ = Glibc.close(master)
+            throw .system("grantpt", code, fix: fix)
+        }
+        do {
+            (slavePath, heldSlave, readWatch) = try Self.prepare(master: master, fix: fix)
+        } catch {
+            _ = Glibc.close(master)
+            throw error
+        }
+        masterDescriptor = master
+    }
+
+    /// Takes over the master side of an existing pseudo-terminal, such as the one umockdev's testbed
+    /// gives for an emulated serial node (`UMockdev.Testbed.get_dev_fd`), so the simulator plays the
+    /// device behind that node.
+    ///
+    /// The slave is found with `ptsname_r` and held open like a pair this type created; both sides are
+    /// made raw, and the master becomes non-blocking and close-on-exec. On success the terminal owns
+    /// `descriptor` and closes it when released (or at ``hangUp()``); on failure the descriptor stays
+    /// open and remains the caller's.
+    ///
+    /// The host sees a hang-up only when every copy of the master is closed: a harness that passed its
+    /// master to this process must close its own copy.
+    public init(adoptingMaster descriptor: Int32) throws(SimulatorError) {
+        let fix = "pass the master side of a pseudo-terminal (opened from /dev/ptmx), open in this process"
+        guard descriptor >= 0, fcntl(descriptor, F_GETFD) >= 0 else {
+            throw .system("adopting descriptor \(descriptor)", descriptor < 0 ? EBADF : errno, fix: fix)
+        }
+        (slavePath, heldSlave, readWatch) = try Self.prepare(master: descriptor, fix: fix)
+        masterDescriptor = descriptor
+    }
+
+    /// Unlocks `master` (a master from posix_openpt starts locked; an adopted one may already be
+    /// unlocked, and unlocking twice is harmless), finds and opens its slave, makes both sides raw, makes
+    /// the master non-blocking and close-on-exec, and watches the slave for reads. Never closes `master`.
+    private static func prepare(master: Int32, fix: String) throws(SimulatorError) -> (path: String, slave: Int32, watch: Int32) {
+        func fail(_ call: String, closing slave: Int32 = -1) -> SimulatorError {
+            let code = errno
+            if slave >= 0 { _ = Glibc.close(slave) }
             return .system(call, code, fix: fix)
         }
-        guard vg_grantpt(master) == 0 else { throw fail("grantpt") }
         guard vg_unlockpt(master) == 0 else { throw fail("unlockpt") }
         var name = [CChar](repeating: 0, count: 256)
         guard name.withUnsafeMutableBufferPointer({ vg_ptsname_r(master, $0.baseAddress, $0.count) }) == 0 else { throw fail("ptsname_r") }
         let path = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let slave = Glibc.open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard slave >= 0 else { throw fail("open \(path)") }
-        guard Self.makeRaw(slave) else { throw fail("tcsetattr on \(path)", extra: slave) }
+        guard makeRaw(slave) else { throw fail("tcsetattr on \(path)", closing: slave) }
         // The master has its own line discipline for the host-to-device direction; Linux starts it raw,
         // set it anyway so nothing depends on that default.
-        guard Self.makeRaw(master) else { throw fail("tcsetattr on the master", extra: slave) }
-        // Not every C library honours O_CLOEXEC in posix_openpt; a spawned host must not inherit the master.
+        guard makeRaw(master) else { throw fail("tcsetattr on the master", closing: slave) }
+        // Not every C library honours O_CLOEXEC in posix_openpt, and an adopted master was inherited:
+        // a spawned host must not inherit the master.
         _ = fcntl(master, F_SETFD, FD_CLOEXEC)
         let flags = fcntl(master, F_GETFL)
-        guard flags >= 0, fcntl(master, F_SETFL, flags | O_NONBLOCK) == 0 else { throw fail("fcntl O_NONBLOCK", extra: slave) }
+        guard flags >= 0, fcntl(master, F_SETFL, flags | O_NONBLOCK) == 0 else { throw fail("fcntl O_NONBLOCK", closing: slave) }
         var watch = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         if watch >= 0, inotify_add_watch(watch, path, UInt32(IN_ACCESS)) < 0 {
             _ = Glibc.close(watch)
             watch = -1
         }
-        self.slavePath = path
-        self.masterDescriptor = master
-        self.heldSlave = slave
-        self.readWatch = watch
+        return (path, slave, watch)
     }
 
     deinit {
         if readWatch >= 0 { _ = Glibc.close(readWatch) }
         _ = Glibc.close(heldSlave)
-        _ = Glibc.close(masterDescriptor)
+        if masterOpen.load(ordering: .acquiring) { _ = Glibc.close(masterDescriptor) }
     }
+
+    /// Closes the master now, as when a USB adapter is unplugged: the host's reads fail with EIO and its
+    /// polls report POLLHUP. Later calls do nothing; ``masterDescriptor`` must not be used afterwards.
+    public func hangUp() {
+        if masterOpen.exchange(false, ordering: .acquiringAndReleasing) { _ = Glibc.close(masterDescriptor) }
+    }
+
+    /// Whether ``hangUp()`` was called.
+    public var isHungUp: Bool { !masterOpen.load(ordering: .acquiring) }
 
     /// Whether ``hostHasRead()`` can tell anything (inotify is available for the slave).
     public var observesReads: Bool { readWatch >= 0 }

@@ -15,6 +15,8 @@ public struct SimulatorError: Error, Sendable, Hashable, CustomStringConvertible
         case deadline
         /// ``CapturePlayer/stop()`` was called.
         case stopped
+        /// The ``PlaybackOptions`` cannot be played (a fault interval below 1, say).
+        case invalidOptions
     }
 
     public var kind: Kind

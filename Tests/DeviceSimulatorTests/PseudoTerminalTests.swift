@@ -72,4 +72,59 @@ struct PseudoTerminalTests {
         // A liveness bound, not a measurement: a read that blocked would wait the full 60 s.
         #expect(ContinuousClock.now - started < .seconds(45))
     }
+
+    @Test("an adopted master: the simulator plays behind a pseudo-terminal someone else opened")
+    func adopted() async throws {
+        var master: Int32 = -1
+        var slave: Int32 = -1
+        try #require(openpty(&master, &slave, nil, nil, nil) == 0, "openpty failed: errno \(errno)")
+        _ = fcntl(master, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(slave, F_SETFD, FD_CLOEXEC)
+        defer { _ = Glibc.close(slave) }
+        let path = String(cString: ttyname(slave))
+        let terminal = try PseudoTerminal(adoptingMaster: master)
+        #expect(terminal.slavePath == path)
+        #expect(terminal.masterDescriptor == master)
+        #expect(fcntl(master, F_GETFL) & O_NONBLOCK != 0)
+
+        let capture = try Capture.parse("< 01 02 03\n> 0A 0B\n< 04\n", file: "adopted.capture")
+        let player = try CapturePlayer(capture: capture, profile: nil, terminal: terminal,
+                                       options: PlaybackOptions(responseTimeout: .seconds(5)))
+        let port = try HostPort(path: path)
+        player.start()
+        let received = try await DedicatedThread.run(name: "host") { () -> Result<[UInt8], HostFailure> in
+            do {
+                var reader = HostReader(port)
+                var bytes = try reader.take(3, within: 5000)
+                try port.write([0x0A, 0x0B])
+                bytes += try reader.take(1, within: 5000)
+                return .success(bytes)
+            } catch let failure as HostFailure { return .failure(failure) } catch { return .failure(HostFailure("\(error)")) }
+        }.get()
+        #expect(received == [0x01, 0x02, 0x03, 0x04])
+        #expect(try await player.outcome().get().hostBytes == 2)
+
+        // Closing the adopted master is the hang-up the host sees.
+        terminal.hangUp()
+        terminal.hangUp()
+        #expect(terminal.isHungUp)
+        #expect(try port.read(waitingUpTo: 10_000).isEmpty)
+        #expect(port.sawHangUp)
+    }
+
+    @Test("a descriptor that is not a pseudo-terminal master is refused and left to its owner")
+    func adoptingSomethingElse() throws {
+        var ends: [Int32] = [-1, -1]
+        try #require(pipe(&ends) == 0)
+        defer { ends.forEach { _ = Glibc.close($0) } }
+        #expect(throws: SimulatorError.self) { _ = try PseudoTerminal(adoptingMaster: ends[0]) }
+        #expect(fcntl(ends[0], F_GETFD) >= 0, "the refused descriptor was closed")
+        do {
+            _ = try PseudoTerminal(adoptingMaster: -1)
+            Issue.record("a negative descriptor was adopted")
+        } catch {
+            #expect(error.kind == .system)
+            #expect(error.description.contains("adopting descriptor -1"))
+        }
+    }
 }

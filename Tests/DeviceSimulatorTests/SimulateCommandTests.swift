@@ -87,7 +87,21 @@ struct SimulateCommandTests {
         #expect(path.hasPrefix("/dev/pts/"))
         #expect(received == deviceBytes)
         #expect(finished.status == 0)
-        #expect(finished.stderr == "")
+        // Nothing but the summary: no notes, no errors.
+        let summary = try Self.summary(finished.stderr)
+        #expect(finished.stderr.split(separator: "\n").count == 1)
+        #expect(summary["outcome"] as? String == "completed")
+        #expect(summary["fault"] as? String == "none")
+        #expect(summary["repetitions"] as? Int == 1)
+        #expect(summary["deviceBytes"] as? Int == deviceBytes.count)
+        #expect(summary["hungUp"] as? Bool == false)
+    }
+
+    /// The JSON summary, the last line of standard error.
+    static func summary(_ stderr: String) throws -> [String: Any] {
+        let last = try #require(stderr.split(separator: "\n").last, "no summary line on standard error")
+        let object = try JSONSerialization.jsonObject(with: Data(last.utf8))
+        return try #require(object as? [String: Any], "the summary is not a JSON object: \(last)")
     }
 
     @Test("a host sending the wrong request makes it exit 1 naming the capture line")
@@ -107,6 +121,7 @@ struct SimulateCommandTests {
         _ = try host.get()
         #expect(finished.status == 1)
         #expect(finished.stderr.hasPrefix("vitalgate simulate: \(PlaybackCase.scriptedCapture):\(line): the host sent 56 47 2D 54 45 53 58"))
+        #expect(try Self.summary(finished.stderr)["outcome"] as? String == "failed")
     }
 
     @Test("usage mistakes exit 2 with a message", arguments: [
@@ -116,6 +131,14 @@ struct SimulateCommandTests {
         ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--linger", "-1"], "--linger needs seconds"),
         ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--bogus"], "unknown option --bogus"),
         (["bluetooth-sig/blood-pressure", "--capture", PlaybackCase.scriptedCapture], "Bluetooth VM test (issue #6)"),
+        ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--fault", "bogus"], "--fault takes garbage, slow, disconnect or checksum"),
+        ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--fault-every", "3"], "--fault-every applies to"),
+        ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--fault", "slow", "--fault-every", "3"], "--fault-every applies to"),
+        ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--fault", "checksum", "--fault-every", "0"], "--fault-every needs a whole number"),
+        ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--fault", "checksum", "--seed", "3"], "--seed applies to --fault garbage only"),
+        ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--repeat", "2", "--forever"], "not both"),
+        ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--terminal-fd", "x"], "--terminal-fd needs a file descriptor"),
+        ([PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture, "--terminal-fd", "999"], "--terminal-fd 999: adopting descriptor 999 failed"),
     ])
     func usage(_ arguments: [String], message: String) async throws {
         for prefix in [["simulate"], ["profile", "simulate"]] {

@@ -4,6 +4,7 @@ import VitalModel
 import ProfileEngine
 import ProfileCatalog
 import VitalGateTestKit
+import Synchronization
 @testable import DeviceSimulator
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,11 @@ struct HostFailure: Error, CustomStringConvertible {
 /// The host end of the pseudo-terminal, opened the way a serial driver opens `/dev/ttyUSB0`.
 final class HostPort: Sendable {
     let descriptor: Int32
+    /// Set when a read saw the simulator hang up: POLLHUP, EOF or EIO.
+    private let hangUp = Atomic<Bool>(false)
+
+    /// Whether the simulator has hung up (seen by a read).
+    var sawHangUp: Bool { hangUp.load(ordering: .acquiring) }
 
     /// `configureRaw` applies `cfmakeraw` as a driver would; without it the port is used exactly as the
     /// simulator left it.
@@ -61,10 +67,19 @@ final class HostPort: Sendable {
         while true {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
             if count > 0 { return Array(chunk[0..<count]) }
-            if count < 0 && errno == EINTR { continue }
-            // EOF, nothing yet, or EIO: the simulator closed the terminal (a hang-up).
-            if count == 0 || errno == EAGAIN || errno == EIO { return [] }
-            throw HostFailure("read failed: errno \(errno)")
+            let code = errno
+            if count < 0 && code == EINTR { continue }
+            if count < 0 && code == EAGAIN {
+                // Nothing to read although poll said ready: a hang-up when poll said so.
+                if descriptors[0].revents & Int16(POLLHUP) != 0 { hangUp.store(true, ordering: .releasing) }
+                return []
+            }
+            // EOF or EIO: the simulator closed the terminal (a hang-up).
+            if count == 0 || code == EIO {
+                hangUp.store(true, ordering: .releasing)
+                return []
+            }
+            throw HostFailure("read failed: errno \(code)")
         }
     }
 }
@@ -93,13 +108,18 @@ struct HostReader {
 struct LiveSession: Sendable {
     var readings: [Reading] = []
     var problems: [DecodeError] = []
+    /// The reports or requests the engine sent, as the engine made them (without a HID report id).
     var sends: [[UInt8]] = []
+    /// Whether the simulator hung up during the session.
+    var hungUp = false
 }
 
 /// Drives a real `EngineSession` of `profile` over `port`, as a transport would: sends go to the
-/// device, arriving bytes (cut into reports for HID profiles) go to `receive`, and `timeout` is called
-/// when the session's timeout passes without input. Ends when the player has finished and nothing is
-/// left in flight, or after `limit`.
+/// device (for HID profiles as to Linux hidraw: the report id, 0 for unnumbered reports, then the report),
+/// arriving bytes (cut into reports for HID profiles) go to `receive`, and `timeout` is called when the
+/// session's timeout passes without input. Ends when the player has finished and nothing is left in
+/// flight, when the simulator hangs up (as a transport ends when its device is unplugged), or after
+/// `limit`.
 func driveEngine(profile: DeviceProfile, capture: Capture, port: HostPort, player: CapturePlayer,
                  limit: Duration = .seconds(30)) -> Result<LiveSession, HostFailure> {
     let clock = ContinuousClock()
@@ -109,6 +129,7 @@ func driveEngine(profile: DeviceProfile, capture: Capture, port: HostPort, playe
     var lastEvent = clock.now
     var reportBuffer: [UInt8] = []
     let reportSize: Int? = if case .hidraw(let settings) = profile.transport { settings.reportSize } else { nil }
+    let reportID: [UInt8] = if case .hidraw(let settings) = profile.transport { [UInt8(truncatingIfNeeded: settings.reportID ?? 0)] } else { [] }
     // A Bluetooth capture names the characteristic the stream arrives on; pass it on as a transport would.
     let channels = Set(capture.entries.compactMap { entry -> String? in
         if case .fromDevice(_, let channel) = entry.line { return channel } else { return nil }
@@ -124,7 +145,7 @@ func driveEngine(profile: DeviceProfile, capture: Capture, port: HostPort, playe
         for event in events {
             switch event {
             case .send(let bytes, _):
-                try port.write(bytes)
+                try port.write(reportID + bytes)
                 live.sends.append(bytes)
                 lastEvent = clock.now
             case .reading(let reading): live.readings.append(reading)
@@ -156,6 +177,10 @@ func driveEngine(profile: DeviceProfile, capture: Capture, port: HostPort, playe
             if !bytes.isEmpty {
                 try deliver(bytes)
                 continue
+            }
+            if port.sawHangUp {
+                live.hungUp = true
+                break
             }
             if let waiting, CapturePlayer.milliseconds(clock.now - lastEvent) >= waiting {
                 lastEvent = clock.now
