@@ -44,29 +44,31 @@ struct DeviceSessionTests {
         capture.entries.compactMap { if case .fromDevice(let bytes, _) = $0.line { bytes } else { nil } }
     }
 
-    /// Runs one Omron session against a stand-in for the monitor on a fresh pseudo-terminal.
+    /// Runs one Omron session on a fresh pseudo-terminal whose device side the capture player plays
+    /// with hidraw framing (each host report arrives with its report id first).
     static func omronSession(_ capture: Capture, profile: DeviceProfile, sink: RecordingSink, log: BoundaryLog? = nil,
-                             hangUpAfterDeviceBytes: Int? = nil) async throws -> (SessionOutcome, Result<DeviceStandIn.Report, TestFailure>) {
+                             fault: FaultMode = .none) async throws -> (SessionOutcome, Result<PlaybackReport, SimulatorError>) {
         let settings = try OmronFixture.settings(profile)
-        let device = try DeviceStandIn(capture: capture, framing: .hidReports(size: settings.reportSize),
-                                       hangUpAfterDeviceBytes: hangUpAfterDeviceBytes)
-        let port = try HidrawPort.open(path: device.slavePath, settings: settings)
+        let terminal = try PseudoTerminal()
+        let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
+                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60), fault: fault))
+        let port = try HidrawPort.open(path: terminal.slavePath, settings: settings)
         defer { port.close() }
         #expect(port.skippedFeatureReports == settings.featureReports.count)
         let link: any DeviceLink = log.map { SpyLink(port, log: $0) } ?? port
-        device.start()
+        player.start()
         // After OFF the monitor says nothing more; a short quiet period still exercises the draining.
         let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile),
                                     link: link, sink: sink, quietAfterFinish: .milliseconds(200))
         let outcome = await runSession(session)
-        device.stop()
-        let played = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
-        return (outcome, played)
+        // A session that ended early leaves the player waiting for a request: end it.
+        player.stop()
+        return (outcome, await player.outcome())
     }
 
     // MARK: Omron HEM-790IT over hidraw framing
 
-    @Test("an Omron HEM-790IT session over a hidraw-framed terminal stores what Replay reads", arguments: OmronFixture.captureFiles)
+    @Test("an Omron HEM-790IT session over the capture player (hidraw framing) stores what Replay reads", arguments: OmronFixture.captureFiles)
     func omronEndToEnd(_ captureFile: String) async throws {
         let profile = try OmronFixture.profile()
         let capture = try Capture.load(file: captureFile)
@@ -87,7 +89,8 @@ struct DeviceSessionTests {
         #expect(hostLines.allSatisfy { $0.count == settings.reportSize })
         #expect(outcome.counters.bytesIn == Self.deviceLines(capture).reduce(0) { $0 + $1.count })
         let report = try played.get()
-        #expect(report.hostReports == hostLines.count)
+        #expect(report.hostBytes == outcome.counters.bytesOut)
+        #expect(report.unexpectedHostBytes.isEmpty)
     }
 
     @Test("every reading is stored before the request that follows it is written")
@@ -149,13 +152,14 @@ struct DeviceSessionTests {
         let capture = try Capture.load(file: try #require(OmronFixture.captureFiles.first { $0.hasSuffix("790it-one-reading.capture") }))
         let replay = Replay.run(capture, profile: profile)
         try #require(replay.readings.count == 1)
-        // The device line that completes the record, and a cut half-way through the report before it.
-        let lines = Self.deviceLines(capture)
+        // The record's answer spans several reports: hang up half-way through the one before the last.
         let completing = try #require(Self.lineCompletingFirstReading(capture, profile: profile))
-        let cut = lines[..<completing].reduce(0) { $0 + $1.count } - lines[completing - 1].count / 2
+        try #require(completing >= 1)
         let sink = RecordingSink()
 
-        let (outcome, played) = try await Self.omronSession(capture, profile: profile, sink: sink, hangUpAfterDeviceBytes: cut)
+        // Device lines count from 1 there: line `completing` is the report before the completing one.
+        let (outcome, played) = try await Self.omronSession(capture, profile: profile, sink: sink,
+                                                            fault: .disconnectMidFrame(afterLines: completing))
 
         guard case .disconnected(let error) = outcome.end else { Issue.record("the session ended \(outcome.end)"); return }
         #expect(error.isDisconnect)
@@ -220,22 +224,24 @@ struct DeviceSessionTests {
         let profile = try ScriptedSerialFixture.profile()
         let capture = try Capture.load(file: ScriptedSerialFixture.captureFile)
         let replay = Replay.run(capture, profile: profile)
-        let device = try DeviceStandIn(capture: capture, framing: .stream)
-        let port = try SerialPort.open(path: device.slavePath, settings: try ScriptedSerialFixture.settings(profile))
+        let terminal = try PseudoTerminal()
+        let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
+                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60)))
+        let port = try SerialPort.open(path: terminal.slavePath, settings: try ScriptedSerialFixture.settings(profile))
         defer { port.close() }
-        device.start()
+        player.start()
         let sink = RecordingSink()
         let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
                                     sink: sink, quietAfterFinish: .zero)
         let outcome = await runSession(session)
-        device.stop()
-        _ = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
+        _ = await player.outcome()
 
         #expect(outcome.end == .finished(complete: true))
         // The first vitals frame ends the script; frames decoded in the same read are stored with it,
-        // the one after the stand-in's 50 ms pause is not waited for.
+        // the one after the capture's 50 ms pause is not waited for.
         let stored = atTime(sink.readings, capture.receivedAt)
         #expect(!stored.isEmpty)
+        #expect(stored.count < replay.readings.count)
         #expect(stored == Array(atTime(replay.readings, capture.receivedAt).prefix(stored.count)))
     }
 
@@ -279,18 +285,24 @@ struct DeviceSessionTests {
         let capture = try ContecFixture.capture("headrotor-cms50dplus-live.capture")
         let replay = Replay.run(capture, profile: profile)
         try #require(!replay.readings.isEmpty)
-        let device = try DeviceStandIn(capture: capture, framing: .stream, hangUpWhenDrained: true)
-        let port = try SerialPort.open(path: device.slavePath, settings: try ContecFixture.settings(profile))
+        let terminal = try PseudoTerminal()
+        let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
+                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60)))
+        let port = try SerialPort.open(path: terminal.slavePath, settings: try ContecFixture.settings(profile))
         defer { port.close() }
-        device.start()
+        player.start()
         let sink = RecordingSink()
         // A quiet period far longer than the test: only the hang-up can end this session.
         let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
                                     sink: sink, quietAfterFinish: .seconds(3600))
-        let outcome = await runSession(session)
-        let played = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
+        let running = Task { await runSession(session) }
+        _ = try await player.outcome().get()
+        // Once the host has read every line, pull the plug.
+        let drained = await onThread("drain") { terminal.waitUntilDrained(timeout: .seconds(20)) }
+        try #require(drained == true, "the session did not read what was played")
+        terminal.hangUp()
+        let outcome = await running.value
 
-        #expect(try played.get().hungUp)
         #expect(outcome.end == .finished(complete: true))
         #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
     }
@@ -300,37 +312,34 @@ struct DeviceSessionTests {
         let profile = try ScriptedSerialFixture.profile()
         let settings = try ScriptedSerialFixture.settings(profile)
         let capture = try Capture.load(file: ScriptedSerialFixture.captureFile)
-        let lines = Self.deviceLines(capture)
         let completing = try #require(Self.lineCompletingFirstReading(capture, profile: profile))
-        // Half of the frame that holds the first reading.
-        let cut = lines[..<completing].reduce(0) { $0 + $1.count } + lines[completing].count / 2
-        let device = try DeviceStandIn(capture: capture, framing: .stream, hangUpAfterDeviceBytes: cut)
-        let port = try SerialPort.open(path: device.slavePath, settings: settings)
-        defer { port.close() }
-        device.start()
-        let sink = RecordingSink()
         let identity = Replay.defaultDevice(for: profile)
 
-        let outcome = await runSession(DeviceSession(profile: profile, device: identity, link: port, sink: sink))
-        device.stop()
-        let played = await DedicatedThread.run(name: "stand-in-wait") { device.wait() }
+        func play(_ fault: FaultMode) async throws -> (SessionOutcome, RecordingSink, Result<PlaybackReport, SimulatorError>) {
+            let terminal = try PseudoTerminal()
+            let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
+                                           options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60), fault: fault))
+            let port = try SerialPort.open(path: terminal.slavePath, settings: settings)
+            defer { port.close() }
+            player.start()
+            let sink = RecordingSink()
+            let outcome = await runSession(DeviceSession(profile: profile, device: identity, link: port, sink: sink,
+                                                         quietAfterFinish: .seconds(1)))
+            player.stop()
+            return (outcome, sink, await player.outcome())
+        }
 
+        // Half of the frame that holds the first reading (device lines count from 1 there).
+        let (outcome, sink, played) = try await play(.disconnectMidFrame(afterLines: completing + 1))
         guard case .disconnected(let error) = outcome.end else { Issue.record("the session ended \(outcome.end)"); return }
         #expect(error.isDisconnect)
         #expect(try played.get().hungUp)
         #expect(sink.readings.isEmpty)
+        #expect(outcome.counters.readings == 0)
 
-        let terminal = try PseudoTerminal()
-        let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
-                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60)))
-        let second = try SerialPort.open(path: terminal.slavePath, settings: settings)
-        defer { second.close() }
-        player.start()
-        let again = RecordingSink()
-        let outcomeAgain = await runSession(DeviceSession(profile: profile, device: identity, link: second, sink: again))
-        _ = await player.outcome()
-        #expect(outcomeAgain.end == .finished(complete: true))
-        #expect(!again.readings.isEmpty)
+        let (again, stored, _) = try await play(.none)
+        #expect(again.end == .finished(complete: true))
+        #expect(atTime(stored.readings, capture.receivedAt) == atTime(Replay.run(capture, profile: profile).readings, capture.receivedAt))
     }
 
     /// The Viatom PC-60FW engine (no script: it streams) behind a serial transport, as a USB-serial

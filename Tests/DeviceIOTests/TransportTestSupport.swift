@@ -64,14 +64,9 @@ func writeMaster(_ master: Int32, _ bytes: [UInt8]) throws(TestFailure) {
 /// Reads from a pseudo-terminal master in exact amounts, keeping what arrived beyond them.
 struct MasterReader {
     let master: Int32
-    /// A descriptor whose input ends a wait early (a stop pipe), or -1.
-    var stop: Int32 = -1
     var pending: [UInt8] = []
 
-    init(_ master: Int32, stop: Int32 = -1) {
-        self.master = master
-        self.stop = stop
-    }
+    init(_ master: Int32) { self.master = master }
 
     /// Exactly `count` bytes, or a failure naming what did arrive.
     mutating func take(_ count: Int, within limit: Duration = .seconds(10)) throws(TestFailure) -> [UInt8] {
@@ -82,140 +77,13 @@ struct MasterReader {
                 throw TestFailure("expected \(count) bytes from the host, got \(pending.count): \(hexString(pending, separator: " "))")
             }
             var descriptors = [pollfd(fd: master, events: Int16(POLLIN), revents: 0)]
-            if stop >= 0 { descriptors.append(pollfd(fd: stop, events: Int16(POLLIN), revents: 0)) }
-            _ = poll(&descriptors, nfds_t(descriptors.count), 50)
-            if descriptors.count > 1, descriptors[1].revents != 0 { throw TestFailure("stopped") }
+            _ = poll(&descriptors, 1, 50)
             var chunk = [UInt8](repeating: 0, count: 4096)
             let read = chunk.withUnsafeMutableBytes { Glibc.read(master, $0.baseAddress, $0.count) }
             if read > 0 { pending += chunk[0..<read] }
         }
         defer { pending.removeFirst(count) }
         return Array(pending.prefix(count))
-    }
-}
-
-/// The device side of a capture on a pseudo-terminal, for host-side framings the ``CapturePlayer`` does
-/// not know: with `.hidReports`, each host report arrives as reportSize + 1 bytes (the report id first,
-/// as hidraw requires) and is compared without the id.
-///
-/// `@timeout` lines are no-ops: the next `>` line waits for the host's retry anyway. The stand-in holds
-/// the only reference to its terminal, and releases it (which hangs up the host) when playback ends
-/// early at `hangUpAfterDeviceBytes`, once the host has read every line with `hangUpWhenDrained`, or
-/// else when ``stop()`` is called after a complete playback.
-final class DeviceStandIn: Sendable {
-    enum Framing: Sendable { case stream, hidReports(size: Int) }
-
-    struct Report: Sendable {
-        var hostReports = 0
-        var deviceBytes = 0
-        var hungUp = false
-    }
-
-    let slavePath: String
-    let capture: Capture
-    let framing: Framing
-    let hangUpAfterDeviceBytes: Int?
-    let hangUpWhenDrained: Bool
-    private let terminal: Mutex<PseudoTerminal?>
-    private let stopRead: Int32, stopWrite: Int32
-    private let done = DispatchGroup()
-    private let result = Mutex<Result<Report, TestFailure>?>(nil)
-
-    init(capture: Capture, framing: Framing, hangUpAfterDeviceBytes: Int? = nil, hangUpWhenDrained: Bool = false) throws {
-        let terminal = try PseudoTerminal()
-        var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { throw TestFailure("pipe: errno \(errno)") }
-        self.slavePath = terminal.slavePath
-        self.capture = capture
-        self.framing = framing
-        self.hangUpAfterDeviceBytes = hangUpAfterDeviceBytes
-        self.hangUpWhenDrained = hangUpWhenDrained
-        self.terminal = Mutex(terminal)
-        self.stopRead = ends[0]
-        self.stopWrite = ends[1]
-    }
-
-    deinit {
-        _ = Glibc.close(stopRead)
-        _ = Glibc.close(stopWrite)
-    }
-
-    func start() {
-        done.enter()
-        DedicatedThread.start(name: "device-stand-in") { [self] in
-            let outcome = play()
-            // Hang up (close the master) once playing is over.
-            terminal.withLock { $0 = nil }
-            result.withLock { $0 = outcome }
-            done.leave()
-        }
-    }
-
-    /// Ends the playback: after a complete one the stand-in keeps the terminal open until this is called,
-    /// so the host can read the last lines before the hang-up.
-    func stop() {
-        let byte: UInt8 = 1
-        _ = withUnsafePointer(to: byte) { Glibc.write(stopWrite, $0, 1) }
-    }
-
-    /// Blocks until the playback thread ended (call from a dedicated thread).
-    func wait() -> Result<Report, TestFailure> {
-        done.wait()
-        return result.withLock { $0 } ?? .failure(TestFailure("the stand-in never started"))
-    }
-
-    private func play() -> Result<Report, TestFailure> {
-        guard let master = terminal.withLock({ $0?.masterDescriptor }) else { return .failure(TestFailure("no terminal")) }
-        var report = Report()
-        var reader = MasterReader(master, stop: stopRead)
-        do throws(TestFailure) {
-            for entry in capture.entries {
-                switch entry.line {
-                case .toDevice(let expected, _):
-                    let received: [UInt8]
-                    switch framing {
-                    case .stream:
-                        received = try reader.take(expected.count)
-                    case .hidReports(let size):
-                        let framed = try reader.take(size + 1)
-                        guard framed[0] == 0 else {
-                            throw TestFailure("line \(entry.lineNumber): the host's report starts with id \(framed[0]), not 0")
-                        }
-                        received = Array(framed.dropFirst())
-                    }
-                    guard received == expected else {
-                        throw TestFailure("line \(entry.lineNumber): the host sent \(hexString(received, separator: " ")) where the capture shows \(hexString(expected, separator: " "))")
-                    }
-                    report.hostReports += 1
-                case .fromDevice(let bytes, _):
-                    if let cut = hangUpAfterDeviceBytes, report.deviceBytes + bytes.count > cut {
-                        try writeMaster(master, Array(bytes.prefix(cut - report.deviceBytes)))
-                        report.deviceBytes = cut
-                        report.hungUp = true
-                        return .success(report)
-                    }
-                    try writeMaster(master, bytes)
-                    report.deviceBytes += bytes.count
-                case .wait(let milliseconds):
-                    usleep(UInt32(milliseconds) * 1000)
-                case .timeout:
-                    break
-                }
-            }
-            if hangUpWhenDrained {
-                guard terminal.withLock({ $0?.waitUntilDrained(timeout: .seconds(20)) }) == true else {
-                    throw TestFailure("the host did not read the last lines")
-                }
-                report.hungUp = true
-                return .success(report)
-            }
-            // Keep the terminal until stop(): the host may not have read the last lines yet.
-            var descriptors = [pollfd(fd: stopRead, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&descriptors, 1, 120_000)
-            return .success(report)
-        } catch {
-            return .failure(error)
-        }
     }
 }
 
