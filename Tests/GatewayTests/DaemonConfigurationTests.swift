@@ -32,7 +32,8 @@ struct DaemonConfigurationTests {
               },
               "gateway": {"ethernetAddress": "DC:A6:32:01:02:03"},
               "retention": {"deliveredDays": 7},
-              "outbox": {"reservedFreeMiB": 16}
+              "outbox": {"reservedFreeMiB": 16},
+              "devices": {"discover": false, "profiles": "/usr/share/vitalgate/profiles"}
             }
             """)
         let uplink = try configuration.uplinkConfiguration(hostAddress: { nil })
@@ -44,9 +45,16 @@ struct DaemonConfigurationTests {
         #expect(configuration.outboxPath == "/var/lib/vitalgate/outbox.db")
         #expect(configuration.ingestSocket == "/var/lib/vitalgate/ingest.sock")
         #expect(configuration.reservedFreeBytes == 16 << 20)
+        #expect(!configuration.discoverDevices && configuration.profilesDirectory == "/usr/share/vitalgate/profiles")
         #expect(uplink.export.gateway.systemID.description == "DC-A6-32-FF-FE-01-02-03")
         guard case .smartBackendServices(let smart) = configuration.auth else { Issue.record("auth: \(configuration.auth)"); return }
         #expect(smart.algorithm == .rs384 && smart.keyID == "k1" && smart.tokenURL == nil)
+    }
+
+    @Test("devices are discovered with the shipped profiles unless the file says otherwise")
+    func deviceDefaults() throws {
+        let configuration = try load(#"{"server": {"baseURL": "https://x"}}"#)
+        #expect(configuration.discoverDevices && configuration.profilesDirectory == nil)
     }
 
     @Test("without a configured MAC the machine's is used, and a machine without one is a clear error")
@@ -76,6 +84,8 @@ struct DaemonConfigurationTests {
         (#"{"server": {"baseURL": "https://x", "batchSize": 0}, "gateway": {"ethernetAddress": "02:00:00:00:00:01"}}"#,
          "server.batchSize", "1...1000"),
         ("{\"server\": ", "1:12", "valid JSON"),
+        (#"{"server": {"baseURL": "https://x"}, "devices": {"discovery": true}}"#, "devices.discovery", "did you mean \"discover\""),
+        (#"{"server": {"baseURL": "https://x"}, "devices": {"discover": "yes"}}"#, "devices.discover", "true"),
     ])
     func mistakes(text: String, place: String, fix: String) {
         do {

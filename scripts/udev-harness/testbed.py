@@ -26,9 +26,14 @@ API (all names are the file names under devices/ without .umockdev):
 - `node(name)`, `syspath(name)`, `usb_syspath(name)`: where the device is now.
 - `master_fd(name)`: the master side of the pty that stands in for the node (umockdev emulates a hidraw
   or tty node without recorded contents as a pty); owned by the testbed, do not close it.
-- `attach_ioctl(name, handler)`: a `UMockdev.IoctlBase` whose 'handle-ioctl' signal answers ioctls
-  (HIDIOCSFEATURE...) on the node; handlers run while `pump()` iterates GLib's default context.
-- `accept_feature_reports(name)`: such a handler for HIDIOCSFEATURE; returns the list of reports sent.
+- Every node gets a `UMockdev.IoctlBase` when it is added: HIDIOCSFEATURE on a hidraw node is taken as a
+  HID device takes it (the report is kept, see `feature_reports`); every other ioctl (termios, TIOCEXCL,
+  modem lines, FIONREAD) is run on the pty that stands in for the node, as a terminal would answer it.
+  umockdev 0.17 (Debian 12) answers ENOTTY to every ioctl on an emulated node without a handler; 0.19.5
+  and later forward termios calls themselves. Handlers run while `pump()` iterates GLib's default context,
+  so a program under test blocks in such an ioctl until the harness pumps.
+- `feature_reports(name)` (and the older `accept_feature_reports(name)`): the list each feature report
+  sent to the node is appended to (report id first).
   hidraw stand-in ptys are put in raw mode (no echo, no newline translation), as a hidraw node behaves.
 - `run(cmd, env=None)`: a `Run` of `cmd` under the preload with UMOCKDEV_DIR set; stdout is read by a
   thread into `Run.lines`.
@@ -303,6 +308,7 @@ class Testbed:
         self.sends_remove_uevents = umockdev_version() >= (0, 18, 4)
         self.runs: list[Run] = []
         self.ioctl_handlers: dict[str, object] = {}
+        self.reports: dict[str, list[bytes]] = {}
 
     @classmethod
     def start(cls, *names: str, devices_dir: Path = DEVICES) -> "Testbed":
@@ -351,9 +357,9 @@ class Testbed:
         self.used_nodes.add(device.node_block.node)
         self.open_watch.watch(self.pty_slave(name))
         if device.node_block.prop("SUBSYSTEM") == "hidraw":
-            # A hidraw node passes reports unchanged and echoes nothing; its stand-in pty must too, and
-            # nothing under test sets terminal modes on a node it believes is hidraw.
+            # A hidraw node passes reports unchanged and echoes nothing; its stand-in pty must too.
             tty.setraw(self.master_fd(name))
+        self._attach_ioctl_handler(name)
         return device
 
     def remove(self, name: str) -> None:
@@ -393,26 +399,34 @@ class Testbed:
     def attach_ioctl(self, name: str, handler) -> None:
         self.bed.attach_ioctl(self.node(name), handler)
 
+    def feature_reports(self, name: str) -> list[bytes]:
+        """The feature reports (HIDIOCSFEATURE) sent to the node since it was attached, report id first."""
+        return self.reports[name]
+
     def accept_feature_reports(self, name: str) -> list[bytes]:
-        """Answers HIDIOCSFEATURE on the node as a HID device does (every byte taken) and returns the list
-        each report is appended to (report id first). Other ioctls stay unhandled (ENOTTY on a pty).
-        The handler runs while `pump()` iterates GLib."""
+        return self.feature_reports(name)
+
+    def _attach_ioctl_handler(self, name: str) -> None:
         reports: list[bytes] = []
+        hidraw = self.devices[name].node_block.prop("SUBSYSTEM") == "hidraw"
 
         def handle(_handler, client) -> bool:
             request = client.get_request()
-            if (request >> 30) != 3 or (request & 0xFFFF) != HIDIOCSFEATURE_TYPE_NR:
-                return False
-            size = (request >> 16) & 0x3FFF
-            reports.append(bytes(client.get_arg().resolve(0, size).retrieve()))
-            client.complete(size, 0)
+            if hidraw and (request >> 30) == 3 and (request & 0xFFFF) == HIDIOCSFEATURE_TYPE_NR:
+                size = (request >> 16) & 0x3FFF
+                reports.append(bytes(client.get_arg().resolve(0, size).retrieve()))
+                client.complete(size, 0)
+                return True
+            # Anything else is what the pty itself answers: run the ioctl on the real descriptor.
+            result, error = client.execute()
+            client.complete(result, error)
             return True
 
         handler = UMockdev.IoctlBase()
         handler.connect("handle-ioctl", handle)
         self.ioctl_handlers[name] = handler  # kept alive as long as the testbed
+        self.reports[name] = reports
         self.attach_ioctl(name, handler)
-        return reports
 
     def opens(self, name: str) -> int:
         return self.open_watch.count(self.pty_slave(name))

@@ -1,5 +1,6 @@
 import Foundation
 import Outbox
+import ProfileCatalog
 import Uplink
 import VitalModel
 #if canImport(Glibc)
@@ -71,6 +72,7 @@ public enum Daemon {
             return 74
         }
         worker.start()
+        let devices = startDevices(configuration, outbox: outbox, log: log, onStored: { worker.wake() })
         notifySystemd("READY=1\nSTATUS=delivering readings")
         log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
 
@@ -86,11 +88,39 @@ public enum Daemon {
         stop.wait()
         notifySystemd("STOPPING=1")
         log.info("stopping: no new readings are taken; the upload in progress is abandoned and re-sent on the next start")
+        devices?.stop(waitingUpTo: .seconds(3))
         ingest.stop()
         worker.stop(waitingUpTo: .seconds(5))
         sources.forEach { $0.cancel() }
         log.info("stopped")
         return 0
+    }
+
+    /// Loads the profiles and starts udev discovery. A failure here leaves the daemon running: readings still
+    /// come in through the ingest socket and the queue still drains.
+    static func startDevices(_ configuration: DaemonConfiguration, outbox: Outbox, log: DaemonLog,
+                             onStored: @escaping @Sendable () -> Void) -> DeviceManager? {
+        guard configuration.discoverDevices else {
+            log.info("devices: discovery is off (devices.discover is false); readings come only through the ingest socket")
+            return nil
+        }
+        guard let directory = configuration.profilesDirectory ?? ProfileCatalog.defaultDirectory() else {
+            log.error("devices: no device profiles found, so no device is read. Fix: set devices.profiles in \(configuration.file) "
+                + "or VITALGATE_PROFILES")
+            return nil
+        }
+        let catalog = ProfileCatalog.load(directory: directory)
+        for error in catalog.errors {
+            log.warning("devices: profile disabled: \(error)")
+        }
+        let manager = DeviceManager(profiles: catalog.profiles, outbox: outbox, subject: configuration.owner,
+                                    hubAddress: configuration.gatewayAddress ?? HostIdentity.firstEthernetAddress(), log: log,
+                                    onStored: onStored)
+        do { try manager.start() } catch {
+            log.error("devices: discovery could not start: \(error); readings come only through the ingest socket")
+            return nil
+        }
+        return manager
     }
 
     /// Tells systemd about state changes when run as a `Type=notify` service; a no-op otherwise.

@@ -34,6 +34,10 @@ public struct DaemonConfiguration: Sendable {
     public var keepDelivered: Duration
     /// Ingest stops while the state directory's file system has less free space than this.
     public var reservedFreeBytes: Int
+    /// Whether the daemon finds USB serial and hidraw devices through udev and reads those a profile claims.
+    public var discoverDevices: Bool
+    /// Where the device profiles are; nil: the shipped ones (`VITALGATE_PROFILES`, then the installed tree).
+    public var profilesDirectory: String?
 
     /// The Outbox database path.
     public var outboxPath: String { Self.outboxPath(in: stateDirectory) }
@@ -142,6 +146,13 @@ public struct DaemonConfiguration: Sendable {
             reserved = (try outbox.int("reservedFreeMiB", in: 0...102_400) ?? 8) << 20
             try outbox.finish()
         }
+        var discoverDevices = true
+        var profilesDirectory: String?
+        if var devices = try top.object("devices") {
+            discoverDevices = try devices.bool("discover") ?? true
+            profilesDirectory = try devices.string("profiles", example: "\"/usr/share/vitalgate/profiles\"")
+            try devices.finish()
+        }
         try top.finish()
 
         return DaemonConfiguration(
@@ -149,7 +160,7 @@ public struct DaemonConfiguration: Sendable {
             mode: mode, subjectStyle: subjectStyle, batchSize: batchSize, backoff: backoff, claimProfiles: claimProfiles,
             gatewayAddress: gatewayAddress, auth: auth, tls: tls, connectTimeout: connectTimeout, requestTimeout: requestTimeout,
             owner: owner, identifierSystems: identifierSystems, ingestSocket: ingestSocket, keepDelivered: keepDelivered,
-            reservedFreeBytes: reserved)
+            reservedFreeBytes: reserved, discoverDevices: discoverDevices, profilesDirectory: profilesDirectory)
     }
 
     enum AuthKind: String, CaseIterable {

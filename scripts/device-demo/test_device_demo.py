@@ -1,0 +1,71 @@
+"""End to end with emulated USB hardware: simulators on umockdev nodes -> udev discovery -> vitalgated's device
+sessions -> Outbox -> the real FHIR server, with the oximeter unplugged and plugged in again while its
+session runs. Runs the README's demo (scripts/device-demo/demo.py --check) under the system python3, which
+has umockdev's bindings, and checks what it reports."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "scripts" / "daemon-harness"))
+import harness  # noqa: E402
+
+LOINC = "http://loinc.org"
+
+
+def codes(observation: dict) -> set[str]:
+    return {coding["code"] for coding in observation["code"]["coding"] if coding.get("system") == LOINC}
+
+
+def run_demo(tmp_path: Path) -> dict:
+    result = subprocess.run(["/usr/bin/python3", str(HERE / "demo.py"), "--check", "--duration", "45", "--unplug-at", "15",
+                             "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_devices_to_the_citizens_record(tmp_path):
+    report = run_demo(tmp_path)
+    observations = report["observations"]
+    log = report["daemonLog"]
+    assert report["daemonExit"] == 0, log
+
+    # The Omron monitor's whole memory, with exactly the values its real capture holds.
+    expected = json.loads((ROOT / "DeviceProfiles/omron/hem-790it/790it-two-readings.expected.json").read_text())
+    panels = [o for o in observations if "85354-9" in codes(o)]
+    found = sorted((tuple(c["valueQuantity"]["value"] for c in o["component"]), o["effectiveDateTime"][:19]) for o in panels)
+    wanted = sorted(((r["values"][0]["value"], r["values"][1]["value"]), r["deviceTime"]["time"]) for r in expected["readings"])
+    assert found == wanted
+    # The transport sent the monitor's mode feature report (report id 0, then 74 BC) through HIDIOCSFEATURE.
+    assert report["featureReports"] == ["0074bc"]
+
+    # The oximeter streamed before it was unplugged and again after it came back.
+    unplugged = dict(report["events"])["unplugged"]
+    oximetry = [o for o in observations if codes(o) & {"59408-5", "2708-6"}]
+    assert oximetry, "no SpO2 reading reached the server"
+    serial_sessions = [line for line in log if "ttyUSB" in line and "session started" in line]
+    assert len(serial_sessions) >= 2, log
+    assert any("ttyUSB0" in line and ("disconnected" in line or "removed" in line) for line in log), log
+    assert unplugged > 0
+
+    # Once each on the server, nothing refused, nothing left behind.
+    identifiers = [i["value"] for o in observations for i in o.get("identifier", [])]
+    assert len(identifiers) == len(set(identifiers))
+    assert report["queue"].get("dead", 0) == 0 and report["queue"].get("pending", 0) == 0, report["queue"]
+
+    # What the server holds is valid FHIR R4 and follows the vital-signs profiles.
+    files = []
+    for number, observation in enumerate(observations):
+        path = tmp_path / f"observation-{number}.json"
+        path.write_text(json.dumps(observation))
+        files.append(str(path))
+    validated = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/fhir-validator/vitalgate_fhir_validator.py"),
+                                *files], capture_output=True, text=True)
+    assert validated.returncode == 0, validated.stdout[-4000:] + validated.stderr[-2000:]
+
+    # No citizen identifier in the daemon's journal.
+    assert all(harness.PATIENT_VALUE not in line for line in log)
