@@ -84,10 +84,15 @@ enum FramesSpecReader {
         for (item, path) in try o.array("script", nonEmpty: false) ?? [] {
             script.append(try step(item, file: file, path: path, messages: Set(messages.map(\.name)), variables: &known))
         }
+        var stream: FramesSpec.Stream?
+        if var s = try o.object("stream") {
+            stream = try self.stream(&s, variables: known)
+            try s.finish()
+        }
         try o.finish()
 
         let spec = FramesSpec(sync: sync, length: length, continuation: continuation, checksum: checksum, maximumLength: maximumLength,
-                              messages: messages, script: script)
+                              messages: messages, script: script, stream: stream)
         try checkLengths(spec, object: o)
         try checkSizes(spec, object: o)
         return FramesEngine(spec: spec)
@@ -118,6 +123,33 @@ enum FramesSpecReader {
             throw object.error("script", "a send uses {checksum} but the protocol has no checksum",
                                fix: "add engine.frames.checksum or remove {checksum} from the send")
         }
+        if spec.checksum == nil, spec.stream?.keepAlive?.send.contains(.checksum) == true {
+            throw object.error("stream", "the keepAlive uses {checksum} but the protocol has no checksum",
+                               fix: "add engine.frames.checksum or remove {checksum} from the keepAlive")
+        }
+    }
+
+    /// `"stream": {"keepAlive": "7D 81 AF 80 80 80 80 80 80", "keepAliveMs": 2000, "silenceMs": 5000}`.
+    static func stream(_ s: inout ProfileObject, variables: Set<String>) throws(ProfileError) -> FramesSpec.Stream {
+        let silence = try s.int("silenceMs", in: 100...600_000, required: true)!
+        guard let text = try s.string("keepAlive", example: "\"7D 81 AF 80 80 80 80 80 80\"") else {
+            // Read (not just looked up), so a misspelt "keepAliveMS" is suggested as keepAliveMs.
+            if s.raw("keepAliveMs") != nil {
+                throw s.error("keepAliveMs", "an interval without \"keepAlive\" bytes to send",
+                              fix: "add \"keepAlive\" with the bytes the device needs, or remove keepAliveMs")
+            }
+            return FramesSpec.Stream(silenceMilliseconds: silence)
+        }
+        let send = try template(text, object: s, key: "keepAlive", variables: variables)
+        guard let interval = try s.int("keepAliveMs", in: 100...600_000) else {
+            throw s.error(nil, "\"keepAliveMs\" is missing", fix: "add \"keepAliveMs\": the milliseconds between keep-alives the device documents, e.g. 2000")
+        }
+        // A device that stopped streaming must get at least one keep-alive before the session gives up on it.
+        guard interval < silence else {
+            throw s.error("keepAliveMs", "\(interval) ms is not shorter than silenceMs \(silence), so a silent device would never get a keep-alive",
+                          fix: "make keepAliveMs shorter than silenceMs")
+        }
+        return FramesSpec.Stream(keepAlive: FramesSpec.KeepAlive(send: send, intervalMilliseconds: interval), silenceMilliseconds: silence)
     }
 
     enum Endian: String, CaseIterable { case little, big }
@@ -319,7 +351,7 @@ enum FramesSpecReader {
             return .repeatSteps(count: count, variable: variable, from: from, steps: steps)
         }
         let text = try s.string("send", required: true, example: "\"A3 {index}\"")!
-        let template = try self.template(text, object: s, variables: variables)
+        let template = try self.template(text, object: s, key: "send", variables: variables)
         let expected = try s.locatedStrings("expect") ?? []
         for item in expected where !messages.contains(item.text) {
             throw ProfileError(file: file, location: item.location, field: item.path, problem: "no message is named \"\(item.text)\"",
@@ -334,7 +366,7 @@ enum FramesSpecReader {
 
     /// `"A3 {index} {count:2be} {checksum}"`: hex bytes, variables with an optional width and byte order,
     /// and the checksum of everything before it.
-    static func template(_ text: String, object: ProfileObject, variables: Set<String>) throws(ProfileError) -> [FramesSpec.TemplatePart] {
+    static func template(_ text: String, object: ProfileObject, key: String, variables: Set<String>) throws(ProfileError) -> [FramesSpec.TemplatePart] {
         var parts: [FramesSpec.TemplatePart] = []
         for token in text.split(separator: " ") {
             if token.hasPrefix("{") && token.hasSuffix("}") {
@@ -344,13 +376,13 @@ enum FramesSpecReader {
                 let pieces = inner.split(separator: ":", omittingEmptySubsequences: false)
                 let name = pieces.first.map(String.init) ?? ""
                 guard variables.contains(name) else {
-                    throw object.error("send", "\"{\(name)}\" is not a captured or loop variable", fix: "capture it in a message or name it in a repeat's \"as\"")
+                    throw object.error(key, "\"{\(name)}\" is not a captured or loop variable", fix: "capture it in a message or name it in a repeat's \"as\"")
                 }
                 var width = 1, big = false
                 if pieces.count > 1 {
                     let spec = pieces[1]
                     guard pieces.count == 2, let w = Int(spec.prefix(1)), (1...4).contains(w), ["", "le", "be"].contains(String(spec.dropFirst())) else {
-                        throw object.error("send", "\"\(token)\" has a bad width", fix: "write {name:2le} or {name:2be}, width 1-4")
+                        throw object.error(key, "\"\(token)\" has a bad width", fix: "write {name:2le} or {name:2be}, width 1-4")
                     }
                     width = w
                     big = spec.hasSuffix("be")
@@ -358,12 +390,12 @@ enum FramesSpecReader {
                 parts.append(.variable(name, width: width, bigEndian: big))
             } else {
                 guard let bytes = parseHexBytes(String(token)) else {
-                    throw object.error("send", "\"\(token)\" is not hex bytes or a {variable}", fix: "write bytes like \"A3\" and variables like {index}")
+                    throw object.error(key, "\"\(token)\" is not hex bytes or a {variable}", fix: "write bytes like \"A3\" and variables like {index}")
                 }
                 parts.append(.bytes(bytes))
             }
         }
-        guard !parts.isEmpty else { throw object.error("send", "sends nothing", fix: "give the bytes to send") }
+        guard !parts.isEmpty else { throw object.error(key, "sends nothing", fix: "give the bytes to send") }
         return parts
     }
 

@@ -4,17 +4,30 @@ import ProfileEngine
 
 /// Plays a capture's device side into a profile's engine, the way a transport would, and checks that
 /// the engine sends what the capture shows the host sending.
+///
+/// Time is the capture's: device lines 1 ms apart, `@wait` and `@timeout` as written. Like a driver's
+/// timer, the engine's timeout fires whenever it falls due while the device is silent, during a `@wait`
+/// as well as at a `@timeout`; so a streaming profile's keep-alives appear at deterministic points and
+/// are compared with the capture's `>` lines like any other request.
 public struct Replay: Sendable {
     public var readings: [Reading] = []
     public var problems: [DecodeError] = []
     /// Where the engine's requests differ from the capture's host lines.
     public var scriptDifferences: [String] = []
+    /// How the session ended (`complete` of its first ``EngineEvent/finished(complete:)``), nil while open.
+    public var finished: Bool?
+
+    /// Timer firings one `@wait` may cause: a bound, so a session that keeps asking for an immediate
+    /// timeout cannot loop for ever.
+    static let maximumTimeoutsPerWait = 100_000
 
     public static func run(_ capture: Capture, profile: DeviceProfile) -> Replay {
         var result = Replay()
         let device = capture.device ?? defaultDevice(for: profile)
         var session = profile.engine.makeSession(device: device, profileID: profile.id)
         var time = capture.receivedAt
+        // When the session last heard from the driver: its timeout counts from there.
+        var lastCall = time
         var pendingSends: [[UInt8]] = []
         var deviceLines = 0
 
@@ -24,12 +37,24 @@ public struct Replay: Sendable {
                 case .send(let bytes, _): pendingSends.append(bytes)
                 case .reading(let reading): result.readings.append(reading)
                 case .problem(let problem): result.problems.append(problem)
-                case .finished: break
+                case .finished(let complete): if result.finished == nil { result.finished = complete }
                 }
             }
         }
         func advance(_ milliseconds: Int) {
             time.instant = time.instant.addingTimeInterval(Double(milliseconds) / 1000)
+        }
+        /// When the session's timeout falls due, if it waits for one.
+        func timeoutDue() -> HubTimestamp? {
+            guard let milliseconds = session.timeoutMilliseconds else { return nil }
+            var due = lastCall
+            due.instant = due.instant.addingTimeInterval(Double(milliseconds) / 1000)
+            return due
+        }
+        func fireTimeout(at due: HubTimestamp) {
+            if due.instant > time.instant { time = due }
+            lastCall = time
+            absorb(session.timeout(at: time))
         }
 
         absorb(session.start(at: time))
@@ -48,12 +73,19 @@ public struct Replay: Sendable {
                 // Lines are taken as 1 ms apart so readings without a device time stay distinct.
                 if deviceLines > 0 { advance(1) }
                 deviceLines += 1
+                lastCall = time
                 absorb(session.receive(bytes, channel: channel, at: time))
             case .wait(let milliseconds):
-                advance(milliseconds)
+                var end = time
+                end.instant = end.instant.addingTimeInterval(Double(milliseconds) / 1000)
+                var fired = 0
+                while let due = timeoutDue(), due.instant <= end.instant, fired < Self.maximumTimeoutsPerWait {
+                    fireTimeout(at: due)
+                    fired += 1
+                }
+                time = end
             case .timeout:
-                advance(session.timeoutMilliseconds ?? 0)
-                absorb(session.timeout(at: time))
+                fireTimeout(at: timeoutDue() ?? time)
             }
         }
         for sent in pendingSends {

@@ -16,7 +16,8 @@ public struct FramesEngine: DeviceEngine {
     }
 }
 
-/// One conversation: a receive buffer that resynchronises on garbage, and the script's position.
+/// One conversation: a receive buffer that resynchronises on garbage, the script's position, and for a
+/// streaming device (``FramesSpec/Stream``) the keep-alive and silence timers that follow the script.
 public struct FramesSession: EngineSession {
     let spec: FramesSpec
     let device: DeviceIdentity
@@ -33,6 +34,10 @@ public struct FramesSession: EngineSession {
     private var waiting: Waiting?
     private var scriptDone = false
     private var lastEmitted: [String: Date] = [:]
+    /// When the script last sent, in ``StreamTimers`` milliseconds: the first keep-alive counts from it.
+    private var lastScriptSend: Int64?
+    /// Running once the script is done on a profile with a `stream` section.
+    private var streamTimers: StreamTimers?
 
     struct Cursor {
         var steps: [FramesSpec.ScriptStep]
@@ -52,7 +57,12 @@ public struct FramesSession: EngineSession {
         self.profileID = profileID
     }
 
-    public var timeoutMilliseconds: Int? { waiting?.exchange.timeoutMilliseconds }
+    /// The script's answer timeout; while streaming, the time until the next keep-alive or the silence
+    /// limit, counted from the latest call, so an idle device still gets its keep-alives.
+    public var timeoutMilliseconds: Int? {
+        if let streamTimers { return streamTimers.millisecondsToNext }
+        return waiting?.exchange.timeoutMilliseconds
+    }
 
     /// The most iterations a `repeat` runs: more records than any device stores.
     static let maximumRepeatCount: Int64 = 65_535
@@ -61,12 +71,23 @@ public struct FramesSession: EngineSession {
     private var sendsSoFar = 0
 
     public mutating func start(at time: HubTimestamp) -> [EngineEvent] {
-        guard !spec.script.isEmpty else { return [] }
+        guard !spec.script.isEmpty else {
+            beginStream(at: time)
+            return []
+        }
         cursors = [Cursor(steps: spec.script)]
-        return advanceScript()
+        return advanceScript(at: time)
     }
 
     public mutating func receive(_ bytes: [UInt8], channel: String?, at time: HubTimestamp) -> [EngineEvent] {
+        streamTimers?.observe(StreamTimers.milliseconds(time))
+        // Frames stream in continuously, so a driver's read timeout may never fire: the stream's timers
+        // are checked on every receive as well.
+        let events = decode(bytes, at: time)
+        return events + streamTick()
+    }
+
+    private mutating func decode(_ bytes: [UInt8], at time: HubTimestamp) -> [EngineEvent] {
         var events: [EngineEvent] = []
         if case .none = spec.sync {
             events += handleChunk(bytes, at: time)
@@ -95,10 +116,15 @@ public struct FramesSession: EngineSession {
     }
 
     public mutating func timeout(at time: HubTimestamp) -> [EngineEvent] {
+        if streamTimers != nil {
+            streamTimers?.observe(StreamTimers.milliseconds(time))
+            return streamTick()
+        }
         guard var current = waiting else { return [] }
         if current.retriesLeft > 0 {
             current.retriesLeft -= 1
             waiting = current
+            lastScriptSend = StreamTimers.milliseconds(time)
             return [.send(current.bytes, channel: nil)]
         }
         waiting = nil
@@ -308,8 +334,10 @@ public struct FramesSession: EngineSession {
 
     private mutating func handle(_ frame: [UInt8], at time: HubTimestamp, message: FramesSpec.Message) -> [EngineEvent] {
         var events: [EngineEvent] = []
+        // Any frame of the profile's messages shows the device is there, finger-out frames included.
+        streamTimers?.frameArrived()
         if message.ignoreWhen.contains(where: { Self.matches($0, frame) == true }) {
-            return advanceIfAwaited(message.name)
+            return advanceIfAwaited(message.name, at: time)
         }
         for (name, field) in message.captures {
             if let value = Self.extract(field, from: frame) { variables[name] = value }
@@ -323,14 +351,14 @@ public struct FramesSession: EngineSession {
                 events.append(.problem(error))
             }
         }
-        events += advanceIfAwaited(message.name)
+        events += advanceIfAwaited(message.name, at: time)
         return events
     }
 
-    private mutating func advanceIfAwaited(_ name: String) -> [EngineEvent] {
+    private mutating func advanceIfAwaited(_ name: String, at time: HubTimestamp) -> [EngineEvent] {
         guard let current = waiting, current.exchange.expect.contains(name) else { return [] }
         waiting = nil
-        return advanceScript()
+        return advanceScript(at: time)
     }
 
     // MARK: Readings
@@ -416,12 +444,17 @@ public struct FramesSession: EngineSession {
 
     // MARK: Script
 
-    private mutating func advanceScript() -> [EngineEvent] {
+    private mutating func advanceScript(at time: HubTimestamp) -> [EngineEvent] {
         var events: [EngineEvent] = []
         while !scriptDone {
             guard var top = cursors.popLast() else {
                 scriptDone = true
-                events.append(.finished(complete: true))
+                // A streaming device has only been started: the session goes on until it falls silent.
+                if spec.stream != nil {
+                    beginStream(at: time)
+                } else {
+                    events.append(.finished(complete: true))
+                }
                 break
             }
             if top.index >= top.steps.count {
@@ -466,6 +499,7 @@ public struct FramesSession: EngineSession {
                 }
                 let bytes = render(exchange.send)
                 events.append(.send(bytes, channel: nil))
+                lastScriptSend = StreamTimers.milliseconds(time)
                 if !exchange.expect.isEmpty {
                     waiting = Waiting(exchange: exchange, bytes: bytes, retriesLeft: exchange.retries)
                     return events
@@ -473,6 +507,30 @@ public struct FramesSession: EngineSession {
             }
         }
         return events
+    }
+
+    // MARK: Stream
+
+    private mutating func beginStream(at time: HubTimestamp) {
+        guard let stream = spec.stream else { return }
+        streamTimers = StreamTimers(stream, now: StreamTimers.milliseconds(time), lastSend: lastScriptSend)
+    }
+
+    /// The stream's due action at the time last observed: the end after the silence limit (a device
+    /// switched off or unplugged long ago, which is not a decoding problem), else a keep-alive. A call
+    /// that comes late sends one keep-alive, not one per missed interval.
+    private mutating func streamTick() -> [EngineEvent] {
+        guard var timers = streamTimers else { return [] }
+        defer { streamTimers = timers }
+        if timers.isSilent {
+            timers.end()
+            return [.finished(complete: false)]
+        }
+        if timers.isKeepAliveDue, let keepAlive = spec.stream?.keepAlive {
+            timers.sent()
+            return [.send(render(keepAlive.send), channel: nil)]
+        }
+        return []
     }
 
     private func render(_ template: [FramesSpec.TemplatePart]) -> [UInt8] {

@@ -15,9 +15,11 @@ public struct FramesSpec: Sendable, Hashable {
     public var maximumLength: Int
     public var messages: [Message]
     public var script: [ScriptStep]
+    /// Set for a device that streams: the session outlives its script and ends when the device falls silent.
+    public var stream: Stream?
 
     public init(sync: Sync, length: Length, continuation: BytePattern? = nil, checksum: Checksum? = nil,
-                maximumLength: Int = 256, messages: [Message], script: [ScriptStep] = []) {
+                maximumLength: Int = 256, messages: [Message], script: [ScriptStep] = [], stream: Stream? = nil) {
         self.sync = sync
         self.length = length
         self.continuation = continuation
@@ -25,6 +27,7 @@ public struct FramesSpec: Sendable, Hashable {
         self.maximumLength = maximumLength
         self.messages = messages
         self.script = script
+        self.stream = stream
     }
 
     /// `(byte & mask) == value`.
@@ -229,5 +232,32 @@ public struct FramesSpec: Sendable, Hashable {
         case variable(String, width: Int, bigEndian: Bool)
         /// The checksum of the bytes so far, with the frame's algorithm.
         case checksum
+    }
+
+    /// A streaming device's session: reaching the end of the script (or starting, without one) does not
+    /// finish it. Frames go on decoding, the keep-alive is sent while the stream lasts, and the session
+    /// finishes incomplete once no frame arrived for ``silenceMilliseconds``, so the daemon can retry later.
+    public struct Stream: Sendable, Hashable {
+        public var keepAlive: KeepAlive?
+        /// No frame of the profile's messages for this long ends the session (`finished(complete: false)`).
+        public var silenceMilliseconds: Int
+
+        public init(keepAlive: KeepAlive? = nil, silenceMilliseconds: Int) {
+            self.keepAlive = keepAlive
+            self.silenceMilliseconds = silenceMilliseconds
+        }
+    }
+
+    /// A request the device needs every so often to keep streaming (e.g. "still connected").
+    public struct KeepAlive: Sendable, Hashable {
+        /// Rendered like a script's `send`.
+        public var send: [TemplatePart]
+        /// Sent when this long passed since the session's last send of any kind.
+        public var intervalMilliseconds: Int
+
+        public init(send: [TemplatePart], intervalMilliseconds: Int) {
+            self.send = send
+            self.intervalMilliseconds = intervalMilliseconds
+        }
     }
 }
