@@ -79,7 +79,8 @@ def latency_run(seconds: float) -> dict:
     server = harness.FHIRServer(workdir, max_seconds=int(seconds) + 600)
     patient = server.create_patient()
     bed = testbed.Testbed()  # after the server: it sets UMOCKDEV_DIR for later children
-    simulators, daemon = start(workdir, bed, server, [("oximeter", "cp2102-a", OXIMETER_PROFILE, oximeter_capture(), True)])
+    simulators, daemon = start(workdir, bed, server, [("oximeter", "cp2102-a", OXIMETER_PROFILE,
+                                                      oximeter_capture(workdir, seconds + 60), True)])
     try:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -126,7 +127,8 @@ def idle_run(seconds: float, settle: float) -> dict:
     bed = testbed.Testbed()
     simulators, daemon = start(workdir, bed, server, [
         ("bp", "omron-hem-790it", "omron/hem-790it", BP_CAPTURE, False),
-        ("oximeter", "cp2102-a", OXIMETER_PROFILE, oximeter_capture(), False),
+        # Its real capture once, then silence: a switched-off oximeter on its cable.
+        ("oximeter", "cp2102-a", OXIMETER_PROFILE, f"DeviceProfiles/{OXIMETER_PROFILE}/titinho-cms50e-live.capture", False),
     ])
     try:
         end = time.monotonic() + settle

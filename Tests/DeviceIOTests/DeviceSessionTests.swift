@@ -261,14 +261,16 @@ struct DeviceSessionTests {
         player.start()
         let sink = RecordingSink()
         let problems = Collector<DecodeError>()
-        // The capture's own pauses are 1.5 s; the quiet period must outlast them.
+        // The profile streams (`frames.stream`): the script's end does not end the session, the device's
+        // silence does, after the capture's keep-alives, so the session ends "stopped answering".
         let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
-                                    sink: sink, onProblem: { problems.append($0) }, quietAfterFinish: .seconds(3))
+                                    sink: sink, onProblem: { problems.append($0) }, quietAfterFinish: .zero)
 
         let outcome = await runSession(session)
         let playback = try await player.outcome().get()
 
-        #expect(outcome.end == .finished(complete: true))
+        #expect(outcome.end == .finished(complete: false))
+        #expect(replay.finished == false)
         // The profile keeps at most one reading a second; the capture's waits are longer than that and
         // the packets between them arrive within it, live as in Replay.
         #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
@@ -279,32 +281,31 @@ struct DeviceSessionTests {
         #expect(playback.unexpectedHostBytes.isEmpty)
     }
 
-    @Test("a streaming device that hangs up after the script ended finished its session, with every reading stored")
-    func hangUpAfterScriptIsFinished() async throws {
+    @Test("a streaming device unplugged mid-stream: the session is disconnected, the readings before it are stored, none partial")
+    func unplugMidStream() async throws {
         let profile = try ContecFixture.profile()
-        let capture = try ContecFixture.capture("headrotor-cms50dplus-live.capture")
+        let capture = try ContecFixture.capture("titinho-cms50e-live.capture")
         let replay = Replay.run(capture, profile: profile)
         try #require(!replay.readings.isEmpty)
         let terminal = try PseudoTerminal()
+        // Hang up half way through the 60th packet.
         let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
-                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60)))
+                                       options: PlaybackOptions(responseTimeout: .seconds(10), deadline: .seconds(60),
+                                                                fault: .disconnectMidFrame(afterLines: 60)))
         let port = try SerialPort.open(path: terminal.slavePath, settings: try ContecFixture.settings(profile))
         defer { port.close() }
         player.start()
         let sink = RecordingSink()
-        // A quiet period far longer than the test: only the hang-up can end this session.
-        let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
-                                    sink: sink, quietAfterFinish: .seconds(3600))
-        let running = Task { await runSession(session) }
-        _ = try await player.outcome().get()
-        // Once the host has read every line, pull the plug.
-        let drained = await onThread("drain") { terminal.waitUntilDrained(timeout: .seconds(20)) }
-        try #require(drained == true, "the session did not read what was played")
-        terminal.hangUp()
-        let outcome = await running.value
+        let outcome = await runSession(DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile),
+                                                     link: port, sink: sink, quietAfterFinish: .zero))
+        let playback = try await player.outcome().get()
 
-        #expect(outcome.end == .finished(complete: true))
+        #expect(playback.hungUp)
+        guard case .disconnected(let error) = outcome.end else { Issue.record("the session ended \(outcome.end)"); return }
+        #expect(error.isDisconnect)
+        // The first packet gave the reading (one a second at most); what arrived before the cut is stored whole.
         #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
+        #expect(outcome.counters.bytesIn < Self.deviceLines(capture).reduce(0) { $0 + $1.count })
     }
 
     @Test("unplugging a serial device in the middle of a frame stores no partial reading; a new session on a new terminal completes")

@@ -197,17 +197,7 @@ struct CapturePlayerTests {
                                        options: PlaybackOptions(responseTimeout: .seconds(3), pacing: .oneLinePerRead))
         let port = try HostPort(path: terminal.slavePath)
         player.start()
-        let reads = try await DedicatedThread.run(name: "host") { () -> Result<[[UInt8]], HostFailure> in
-            do {
-                var reads: [[UInt8]] = []
-                let end = ContinuousClock.now.advanced(by: .seconds(3))
-                while reads.count < 3, ContinuousClock.now < end {
-                    let chunk = try port.read(waitingUpTo: 100)
-                    if !chunk.isEmpty { reads.append(chunk) }
-                }
-                return .success(reads)
-            } catch let failure as HostFailure { return .failure(failure) } catch { return .failure(HostFailure("\(error)")) }
-        }.get()
+        let reads = try await port.reads(3, within: 3)
         #expect(reads == [[0x01, 0x02], [0x03], [0x04, 0x05, 0x06]])
         _ = try await player.outcome().get()
     }

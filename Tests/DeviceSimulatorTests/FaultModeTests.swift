@@ -131,17 +131,7 @@ struct FaultModeTests {
                                        options: PlaybackOptions(responseTimeout: .seconds(5), fault: .garbage(everyLines: 1, bytes: 3, seed: 1)))
         let port = try HostPort(path: terminal.slavePath)
         player.start()
-        let reads = try await DedicatedThread.run(name: "host") { () -> Result<[[UInt8]], HostFailure> in
-            do {
-                var reads: [[UInt8]] = []
-                let end = ContinuousClock.now.advanced(by: .seconds(5))
-                while reads.count < 2, ContinuousClock.now < end {
-                    let chunk = try port.read(waitingUpTo: 100)
-                    if !chunk.isEmpty { reads.append(chunk) }
-                }
-                return .success(reads)
-            } catch let failure as HostFailure { return .failure(failure) } catch { return .failure(HostFailure("\(error)")) }
-        }.get()
+        let reads = try await port.reads(2, within: 5)
         let report = try await player.outcome().get()
         // HID lines are paced one per read: the noise is a read (a report) of its own.
         #expect(reads.map(\.count) == [8, 8])

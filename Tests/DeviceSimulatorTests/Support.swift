@@ -55,6 +55,22 @@ final class HostPort: Sendable {
         }
     }
 
+    /// Reads on a dedicated thread until `count` non-empty reads arrived or `seconds` passed; each read is
+    /// one element, so paced lines can be told apart.
+    func reads(_ count: Int, within seconds: Int) async throws -> [[UInt8]] {
+        try await DedicatedThread.run(name: "host") { () -> Result<[[UInt8]], HostFailure> in
+            do {
+                var reads: [[UInt8]] = []
+                let end = ContinuousClock.now.advanced(by: .seconds(seconds))
+                while reads.count < count, ContinuousClock.now < end {
+                    let chunk = try self.read(waitingUpTo: 100)
+                    if !chunk.isEmpty { reads.append(chunk) }
+                }
+                return .success(reads)
+            } catch let failure as HostFailure { return .failure(failure) } catch { return .failure(HostFailure("\(error)")) }
+        }.get()
+    }
+
     /// One read of what has arrived within `milliseconds`; empty if nothing. One `read` call, like one
     /// notification callback, so a paced player's lines arrive one per call.
     func read(waitingUpTo milliseconds: Int) throws -> [UInt8] {

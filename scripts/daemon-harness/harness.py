@@ -27,6 +27,17 @@ BP_CODE = "150020"
 HUB_MAC = "02:00:5E:10:00:01"  # locally administered
 
 
+def end_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM by PID, then SIGKILL if it has not ended within `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def binary(name: str) -> Path:
     build = os.environ.get("VITALGATE_BUILD", "debug")
     path = ROOT / ".build" / build / name
@@ -87,12 +98,7 @@ class FHIRServer:
             status, bundle = self.request("GET", path)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        end_process(self.process)
         self.log.close()
 
 

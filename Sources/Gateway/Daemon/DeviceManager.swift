@@ -173,9 +173,10 @@ final class DeviceManager: Sendable {
             finish(syspath: syspath, generation: generation, retry: true)
             return
         }
-        let problems = Atomic<Int>(0)
         let session = DeviceSession(profile: profile, device: identity(of: device), link: link, sink: sink,
-                                    onProblem: { _ in problems.add(1, ordering: .relaxed) })
+                                    // Streaming profiles say so (`frames.stream`) and their engine keeps the session
+                                    // open; a finished script here is the device's own end (Omron: END, OFF).
+                                    quietAfterFinish: .zero)
         let registered = state.withLock { state -> Bool in
             guard !state.stopping, state.devices[syspath]?.generation == generation else { return false }
             state.devices[syspath]?.session = session
