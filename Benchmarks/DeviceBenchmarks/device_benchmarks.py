@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "udev-harness"))
 
 import harness  # noqa: E402
 import testbed  # noqa: E402
-from demo import BP_CAPTURE, OXIMETER_PROFILE, Simulator, oximeter_capture  # noqa: E402
+from demo import BP_CAPTURE, OXIMETER_PROFILE, Simulator, oximeter_capture, stop_daemon  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -56,7 +56,7 @@ def start(workdir: Path, bed, server, devices: list[tuple[str, str, str, str, bo
     config = harness.write_config(workdir, server.base, batch_size=20)
     settings = json.loads(config.read_text())
     settings["devices"] = {"profiles": str(ROOT / "DeviceProfiles")}
-    # The benchmark measures the pipeline, not the retry policy of an unreachable server.
+    settings["devices"]["serialBridges"] = [OXIMETER_PROFILE]
     config.write_text(json.dumps(settings, indent=2))
     log = open(workdir / "vitalgated.log", "a")
     daemon = subprocess.Popen([str(harness.binary("vitalgated")), "--config", str(config)], env=bed.env(),
@@ -65,13 +65,13 @@ def start(workdir: Path, bed, server, devices: list[tuple[str, str, str, str, bo
 
 
 def stop(daemon, simulators, server, bed):
-    if daemon.poll() is None:
-        daemon.terminate()
-        daemon.wait(30)
-    for simulator in simulators.values():
-        simulator.hang_up()
-    server.stop()
-    bed.close()
+    try:
+        stop_daemon(daemon, bed)
+        for simulator in simulators.values():
+            simulator.hang_up()
+    finally:
+        server.stop()
+        bed.close()
 
 
 def latency_run(seconds: float) -> dict:

@@ -160,6 +160,11 @@ public final class HidrawPort: DeviceLink {
     static func sendFeatureReport(_ report: [UInt8], descriptor: Int32, path: String, settings: HIDSettings,
                                   terminal: Bool) throws(DeviceIOError) -> Bool {
         var buffer = [UInt8(settings.reportID ?? 0)] + report
+        // The length travels in the ioctl number's 14-bit size field; a longer report would be another ioctl.
+        guard buffer.count < 1 << 14 else {
+            throw DeviceIOError(operation: "HIDIOCSFEATURE", path: path,
+                                fix: "a feature report of \(report.count) bytes is longer than Linux hidraw can send; shorten transport.hidraw.featureReports")
+        }
         let request = setFeatureRequest(length: buffer.count)
         let result = buffer.withUnsafeMutableBytes { ioctl(descriptor, request, $0.baseAddress!) }
         if result >= 0 { return true }

@@ -53,9 +53,13 @@ public final class UdevDiscovery: Sendable {
     /// the USB parents). When the kernel drops events because the socket overflowed, the monitor looks at
     /// what is attached and reports the difference, so the handler's picture stays right.
     /// The handler may call ``stop()``.
-    public func startMonitoring(_ handler: @escaping @Sendable (DeviceEvent) -> Void) throws(DeviceIOError) {
+    /// `onFailure` is called (on the monitor thread) if the monitor ends by itself: from then on no hotplug
+    /// event arrives, which the owner must make visible.
+    public func startMonitoring(_ handler: @escaping @Sendable (DeviceEvent) -> Void,
+                                onFailure: (@Sendable (DeviceIOError) -> Void)? = nil) throws(DeviceIOError) {
         let loop = try UdevMonitorLoop(handler: handler) { [weak self] error in
             self?.state.withLock { $0.failure = error }
+            onFailure?(error)
         }
         let started: Bool = state.withLock { state in
             guard state.monitor == nil else { return false }

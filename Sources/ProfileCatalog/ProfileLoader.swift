@@ -168,6 +168,10 @@ public enum ProfileLoader {
                 guard case .string(let text) = item.value, let bytes = parseHexBytes(text) else {
                     throw ProfileError(file: file, location: item.location, field: path, problem: "is not hex bytes", fix: "write it like \"01 01\"")
                 }
+                guard (1...4096).contains(bytes.count) else {
+                    throw ProfileError(file: file, location: item.location, field: path, problem: "has \(bytes.count) bytes",
+                                       fix: "give a feature report of 1 to 4096 bytes")
+                }
                 features.append(bytes)
             }
             transport = .hidraw(HIDSettings(reportSize: try o.int("reportSize", in: 1...4096, required: true)!,

@@ -33,7 +33,7 @@ struct DaemonConfigurationTests {
               "gateway": {"ethernetAddress": "DC:A6:32:01:02:03"},
               "retention": {"deliveredDays": 7},
               "outbox": {"reservedFreeMiB": 16},
-              "devices": {"discover": false, "profiles": "/usr/share/vitalgate/profiles"}
+              "devices": {"discover": false, "profiles": "/usr/share/vitalgate/profiles", "serialBridges": ["contec/cms50d-plus"]}
             }
             """)
         let uplink = try configuration.uplinkConfiguration(hostAddress: { nil })
@@ -46,6 +46,7 @@ struct DaemonConfigurationTests {
         #expect(configuration.ingestSocket == "/var/lib/vitalgate/ingest.sock")
         #expect(configuration.reservedFreeBytes == 16 << 20)
         #expect(!configuration.discoverDevices && configuration.profilesDirectory == "/usr/share/vitalgate/profiles")
+        #expect(configuration.serialBridgeProfiles == ["contec/cms50d-plus"])
         #expect(uplink.export.gateway.systemID.description == "DC-A6-32-FF-FE-01-02-03")
         guard case .smartBackendServices(let smart) = configuration.auth else { Issue.record("auth: \(configuration.auth)"); return }
         #expect(smart.algorithm == .rs384 && smart.keyID == "k1" && smart.tokenURL == nil)
@@ -54,7 +55,7 @@ struct DaemonConfigurationTests {
     @Test("devices are discovered with the shipped profiles unless the file says otherwise")
     func deviceDefaults() throws {
         let configuration = try load(#"{"server": {"baseURL": "https://x"}}"#)
-        #expect(configuration.discoverDevices && configuration.profilesDirectory == nil)
+        #expect(configuration.discoverDevices && configuration.profilesDirectory == nil && configuration.serialBridgeProfiles.isEmpty)
     }
 
     @Test("without a configured MAC the machine's is used, and a machine without one is a clear error")
@@ -86,6 +87,7 @@ struct DaemonConfigurationTests {
         ("{\"server\": ", "1:12", "valid JSON"),
         (#"{"server": {"baseURL": "https://x"}, "devices": {"discovery": true}}"#, "devices.discovery", "did you mean \"discover\""),
         (#"{"server": {"baseURL": "https://x"}, "devices": {"discover": "yes"}}"#, "devices.discover", "true"),
+        (#"{"server": {"baseURL": "https://x"}, "devices": {"serialBridges": [7]}}"#, "devices.serialBridges[0]", "contec/cms50d-plus"),
     ])
     func mistakes(text: String, place: String, fix: String) {
         do {

@@ -46,11 +46,13 @@ LOINC_NAMES = {"85354-9": "blood pressure", "8867-4": "heart rate", "59408-5": "
 class Simulator:
     """`vitalgate simulate` playing a device on the master side of an emulated node's pseudo-terminal."""
 
-    def __init__(self, workdir: Path, name: str, profile: str, capture: str, master_fd: int, forever: bool):
+    def __init__(self, workdir: Path, name: str, profile: str, capture: str, master_fd: int, forever: bool,
+                 extra: tuple[str, ...] = ()):
         self.log = open(workdir / f"simulator-{name}.log", "a")
         command = [str(harness.binary("vitalgate")), "simulate", profile, "--capture", str(ROOT / capture),  # absolute stays absolute
                    "--terminal-fd", str(master_fd)]
         command += ["--forever"] if forever else ["--linger", "3600"]
+        command += list(extra)
         # The simulator is the device, outside the emulation: it must see the real /dev/pts.
         env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")}
         env["VITALGATE_PROFILES"] = str(ROOT / "DeviceProfiles")
@@ -84,6 +86,26 @@ def oximeter_capture(workdir: Path, seconds: float = 3600) -> str:
     return str(path)
 
 
+def stop_daemon(daemon, bed, timeout: float = 30):
+    """SIGTERM, then wait while pumping the testbed: the daemon's sessions close their ports through umockdev
+    ioctls that the harness answers, so not pumping would stall its shutdown. SIGKILL after `timeout`."""
+    if daemon is None:
+        return None
+    if daemon.poll() is None:
+        daemon.terminate()
+        deadline = time.monotonic() + timeout
+        while daemon.poll() is None and time.monotonic() < deadline:
+            if bed:
+                bed.pump(0.05)
+            else:
+                time.sleep(0.05)
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+            return None
+    return daemon.returncode
+
+
 def describe(observation: dict) -> str:
     codes = [c.get("code") for c in observation.get("code", {}).get("coding", [])]
     name = next((LOINC_NAMES[c] for c in codes if c in LOINC_NAMES), codes[0] if codes else "?")
@@ -108,6 +130,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=120)
     parser.add_argument("--unplug-at", type=float, default=None, help="seconds after start (default: a third of the duration)")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--bp-cut", action="store_true",
+                        help="the monitor's cable is pulled in the middle of its download, then plugged in again")
     parser.add_argument("--workdir")
     args = parser.parse_args()
     say = (lambda *a: None) if args.check else (lambda *a: print(*a, flush=True))
@@ -119,6 +143,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
 
     server = daemon = bed = None
+    patient_id = ""
+    feature_reports = []
     simulators: dict[str, Simulator] = {}
     started = time.monotonic()
     seen: dict[str, dict] = {}
@@ -137,13 +163,15 @@ def main() -> int:
                                                 ("oximeter", OXIMETER_PROFILE, oximeter_capture(workdir, args.duration + 60), True)):
             device = "omron-hem-790it" if name == "bp" else "cp2102-a"
             bed.add(device)
-            simulators[name] = Simulator(workdir, name, profile, capture, bed.master_fd(device), forever)
+            extra = ("--fault", "disconnect") if name == "bp" and args.bp_cut else ()
+            simulators[name] = Simulator(workdir, name, profile, capture, bed.master_fd(device), forever, extra)
             what = capture if name == "bp" else "the real packets of titinho-cms50e-live.capture, looped at 60/s"
             say(f"   {name:<9} {bed.node(device):<13} {profile:<20} replaying {what}")
 
         config = harness.write_config(workdir, server.base, batch_size=20)
         settings = json.loads(config.read_text())
-        settings["devices"] = {"profiles": str(ROOT / "DeviceProfiles")}
+        # The oximeter sits behind a generic CP210x bridge: the operator says it is theirs.
+        settings["devices"] = {"profiles": str(ROOT / "DeviceProfiles"), "serialBridges": [OXIMETER_PROFILE]}
         config.write_text(json.dumps(settings, indent=2))
         say("== Starting vitalgated (its udev, /sys and /dev are the emulation's; everything else is real)")
         daemon_log = open(workdir / "vitalgated.log", "a")
@@ -153,7 +181,7 @@ def main() -> int:
         say("== Readings arriving in the citizen's record on the server:")
 
         unplug_at = args.unplug_at if args.unplug_at is not None else args.duration / 3
-        unplugged_at = replugged = None
+        unplugged_at = replugged = bp_unplugged_at = bp_replugged = None
         query = f"/Observation?subject=Patient/{patient_id}&_count=500"
         while not stop_requested and time.monotonic() - started < args.duration:
             bed.pump(1.0)
@@ -171,6 +199,19 @@ def main() -> int:
                                                    bed.master_fd("cp2102-a"), True)
                 replugged = elapsed
                 events.append(("replugged", round(elapsed, 1)))
+            if args.bp_cut and bp_unplugged_at is None and simulators["bp"].process.poll() is not None:
+                # The simulator hung up half way through a reply: the cable came out mid-download.
+                say("   -- the monitor's cable came out in the middle of its download")
+                feature_reports += [r.hex() for r in bed.feature_reports("omron-hem-790it")]
+                bed.remove("omron-hem-790it")
+                bp_unplugged_at = elapsed
+                events.append(("bp-unplugged", round(elapsed, 1)))
+            elif bp_unplugged_at is not None and bp_replugged is None and elapsed >= bp_unplugged_at + 3:
+                say("   -- plugging the monitor in again")
+                bed.readd("omron-hem-790it")
+                simulators["bp"] = Simulator(workdir, "bp-2", "omron/hem-790it", BP_CAPTURE, bed.master_fd("omron-hem-790it"), False)
+                bp_replugged = elapsed
+                events.append(("bp-replugged", round(elapsed, 1)))
             if daemon.poll() is not None:
                 raise RuntimeError(f"vitalgated exited with {daemon.returncode}; see {workdir / 'vitalgated.log'}")
             for observation in server.search_all(query):
@@ -180,25 +221,22 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        exit_code = None
-        if daemon is not None and daemon.poll() is None:
-            daemon.terminate()
-            try:
-                exit_code = daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                exit_code = daemon.wait()
-        elif daemon is not None:
-            exit_code = daemon.returncode
+        # Everything below runs whatever failed above, so nothing this demo started outlives it.
+        exit_code = stop_daemon(daemon, bed)
         for simulator in simulators.values():
             simulator.hang_up()
-        final = server.search_all(f"/Observation?subject=Patient/{patient_id}&_count=500") if server else []
-        feature_reports = [r.hex() for r in bed.feature_reports("omron-hem-790it")] if bed and "omron-hem-790it" in bed.devices else []
-        server_base = server.base if server else ""
-        if server:
-            server.stop()
-        if bed:
-            bed.close()
+        final = []
+        try:
+            if server:
+                final = server.search_all(f"/Observation?subject=Patient/{patient_id}&_count=500")
+        finally:
+            if bed and "omron-hem-790it" in bed.devices:
+                feature_reports += [r.hex() for r in bed.feature_reports("omron-hem-790it")]
+            server_base = server.base if server else ""
+            if server:
+                server.stop()
+            if bed:
+                bed.close()
 
     log_text = (workdir / "vitalgated.log").read_text() if (workdir / "vitalgated.log").exists() else ""
     if args.check:

@@ -22,7 +22,7 @@ def codes(observation: dict) -> set[str]:
 
 
 def run_demo(tmp_path: Path) -> dict:
-    result = subprocess.run(["/usr/bin/python3", str(HERE / "demo.py"), "--check", "--duration", "45", "--unplug-at", "15",
+    result = subprocess.run(["/usr/bin/python3", str(HERE / "demo.py"), "--check", "--bp-cut", "--duration", "45", "--unplug-at", "15",
                              "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -34,18 +34,26 @@ def test_devices_to_the_citizens_record(tmp_path):
     log = report["daemonLog"]
     assert report["daemonExit"] == 0, log
 
-    # The Omron monitor's whole memory, with exactly the values its real capture holds.
+    # The monitor's cable came out in the middle of its download and went back in: the new session read
+    # the whole memory again, and the record it had already stored was not stored or uploaded twice.
+    assert [event for event, _ in report["events"] if event.startswith("bp-")] == ["bp-unplugged", "bp-replugged"]
+    # (The testbed keeps its own end of the emulated node open, so the daemon learns of the unplug from
+    # udev rather than from a hang-up.)
+    assert any("hidraw0" in line and ("disconnected" in line or "was removed" in line) for line in log), log
+    assert any("hidraw1" in line and "session finished; 2 reading(s) stored" in line for line in log), log
+    # The Omron monitor's whole memory, once, with exactly the values its real capture holds.
     expected = json.loads((ROOT / "DeviceProfiles/omron/hem-790it/790it-two-readings.expected.json").read_text())
     panels = [o for o in observations if "85354-9" in codes(o)]
     found = sorted((tuple(c["valueQuantity"]["value"] for c in o["component"]), o["effectiveDateTime"][:19]) for o in panels)
     wanted = sorted(((r["values"][0]["value"], r["values"][1]["value"]), r["deviceTime"]["time"]) for r in expected["readings"])
     assert found == wanted
-    # The transport sent the monitor's mode feature report (report id 0, then 74 BC) through HIDIOCSFEATURE.
-    assert report["featureReports"] == ["0074bc"]
+    # The transport sent the monitor's mode feature report (report id 0, then 74 BC) through HIDIOCSFEATURE,
+    # once per session.
+    assert report["featureReports"] == ["0074bc", "0074bc"]
 
     # The oximeter streamed (one reading a second) before it was unplugged and again after it came back,
     # and every reading holds the values of the real packets it replays (titinho-cms50e-live: SpO2 99, pulse 60).
-    assert [event for event, _ in report["events"]] == ["unplugged", "replugged"]
+    assert [event for event, _ in report["events"] if not event.startswith("bp-")] == ["unplugged", "replugged"]
     spo2 = [o for o in observations if codes(o) & {"59408-5", "2708-6"}]
     # (The monitor's pulse readings carry its 2008 record times; the oximeter's are timed by the hub.)
     pulse = [o for o in observations if "8867-4" in codes(o) and not o["effectiveDateTime"].startswith("2008")]

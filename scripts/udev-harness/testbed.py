@@ -350,16 +350,18 @@ class Testbed:
         if any(os.path.isdir(self.root + block.syspath) for block in own):
             raise ValueError(f"{name}: {own[-1].syspath} is in the testbed already")
         missing = [block for block in blocks if not os.path.isdir(self.root + block.syspath)]
+        device = Device(name, text, own)
+        # The ioctl handler goes in before the node exists: a program reacting to the "add" uevent at once
+        # must already find its ioctls answered, as on a real node.
+        self._attach_ioctl_handler(name, device)
         # Parents first: the child's "add" uevent must find its USB parents complete in sysfs.
         self.add_from_string("\n".join(block.text for block in reversed(missing)))
-        device = Device(name, text, own)
         self.devices[name] = device
         self.used_nodes.add(device.node_block.node)
         self.open_watch.watch(self.pty_slave(name))
         if device.node_block.prop("SUBSYSTEM") == "hidraw":
             # A hidraw node passes reports unchanged and echoes nothing; its stand-in pty must too.
             tty.setraw(self.master_fd(name))
-        self._attach_ioctl_handler(name)
         return device
 
     def remove(self, name: str) -> None:
@@ -406,9 +408,9 @@ class Testbed:
     def accept_feature_reports(self, name: str) -> list[bytes]:
         return self.feature_reports(name)
 
-    def _attach_ioctl_handler(self, name: str) -> None:
+    def _attach_ioctl_handler(self, name: str, device: Device) -> None:
         reports: list[bytes] = []
-        hidraw = self.devices[name].node_block.prop("SUBSYSTEM") == "hidraw"
+        hidraw = device.node_block.prop("SUBSYSTEM") == "hidraw"
 
         def handle(_handler, client) -> bool:
             request = client.get_request()
@@ -426,7 +428,7 @@ class Testbed:
         handler.connect("handle-ioctl", handle)
         self.ioctl_handlers[name] = handler  # kept alive as long as the testbed
         self.reports[name] = reports
-        self.attach_ioctl(name, handler)
+        self.bed.attach_ioctl(device.node, handler)
 
     def opens(self, name: str) -> int:
         return self.open_watch.count(self.pty_slave(name))

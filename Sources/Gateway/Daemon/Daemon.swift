@@ -114,7 +114,8 @@ public enum Daemon {
             log.warning("devices: profile disabled: \(error)")
         }
         let manager = DeviceManager(profiles: catalog.profiles, outbox: outbox, subject: configuration.owner,
-                                    hubAddress: configuration.gatewayAddress ?? HostIdentity.firstEthernetAddress(), log: log,
+                                    hubAddress: configuration.gatewayAddress ?? HostIdentity.firstEthernetAddress(),
+                                    bridgeProfiles: configuration.serialBridgeProfiles, log: log,
                                     onStored: onStored)
         do { try manager.start() } catch {
             log.error("devices: discovery could not start: \(error); readings come only through the ingest socket")

@@ -38,6 +38,9 @@ public struct DaemonConfiguration: Sendable {
     public var discoverDevices: Bool
     /// Where the device profiles are; nil: the shipped ones (`VITALGATE_PROFILES`, then the installed tree).
     public var profilesDirectory: String?
+    /// Profiles allowed to open a generic USB-serial bridge (CP210x, PL2303, …) that they claim by the chip's
+    /// ids alone: the operator says the device behind it is theirs.
+    public var serialBridgeProfiles: Set<String>
 
     /// The Outbox database path.
     public var outboxPath: String { Self.outboxPath(in: stateDirectory) }
@@ -148,9 +151,17 @@ public struct DaemonConfiguration: Sendable {
         }
         var discoverDevices = true
         var profilesDirectory: String?
+        var serialBridgeProfiles: Set<String> = []
         if var devices = try top.object("devices") {
             discoverDevices = try devices.bool("discover") ?? true
             profilesDirectory = try devices.string("profiles", example: "\"/usr/share/vitalgate/profiles\"")
+            for (item, path) in try devices.array("serialBridges") ?? [] {
+                guard case .string(let id) = item.value, !id.isEmpty else {
+                    throw ProfileError(file: file, location: item.location, field: path, problem: "is not a profile id",
+                                       fix: "write the id of a profile, e.g. \"contec/cms50d-plus\"")
+                }
+                serialBridgeProfiles.insert(id)
+            }
             try devices.finish()
         }
         try top.finish()
@@ -160,7 +171,8 @@ public struct DaemonConfiguration: Sendable {
             mode: mode, subjectStyle: subjectStyle, batchSize: batchSize, backoff: backoff, claimProfiles: claimProfiles,
             gatewayAddress: gatewayAddress, auth: auth, tls: tls, connectTimeout: connectTimeout, requestTimeout: requestTimeout,
             owner: owner, identifierSystems: identifierSystems, ingestSocket: ingestSocket, keepDelivered: keepDelivered,
-            reservedFreeBytes: reserved, discoverDevices: discoverDevices, profilesDirectory: profilesDirectory)
+            reservedFreeBytes: reserved, discoverDevices: discoverDevices, profilesDirectory: profilesDirectory,
+            serialBridgeProfiles: serialBridgeProfiles)
     }
 
     enum AuthKind: String, CaseIterable {

@@ -26,8 +26,10 @@ final class DeviceManager: Sendable {
     private let sink: OutboxSink
     private let log: DaemonLog
     private let discovery: UdevDiscovery
-    /// Stands in for the serial number of a USB device that has none (see ``identity(of:)``).
+    /// Stands in for the serial number of a USB device that has none (see ``identity(of:profile:)``).
     private let hubAddress: EUI48?
+    /// Profiles the operator allows to open a generic USB-serial bridge claimed by its chip's ids alone.
+    private let bridgeProfiles: Set<String>
     private let state = Mutex(State())
     private let sessionsDone = DispatchGroup()
 
@@ -57,9 +59,11 @@ final class DeviceManager: Sendable {
     }
     private let totals = Mutex(Totals())
 
-    init(profiles: [DeviceProfile], outbox: Outbox, subject: PatientIdentifier?, hubAddress: EUI48?, log: DaemonLog,
+    init(profiles: [DeviceProfile], outbox: Outbox, subject: PatientIdentifier?, hubAddress: EUI48?,
+         bridgeProfiles: Set<String> = [], log: DaemonLog,
          onStored: @escaping @Sendable () -> Void, discovery: UdevDiscovery = UdevDiscovery()) {
         self.hubAddress = hubAddress
+        self.bridgeProfiles = bridgeProfiles
         self.matcher = DeviceMatcher(profiles: profiles)
         self.sink = OutboxSink(outbox: outbox, subject: subject, onStored: onStored)
         self.log = log
@@ -69,10 +73,13 @@ final class DeviceManager: Sendable {
     /// Starts the hotplug monitor first and enumerates second, so a device plugged in between is not missed;
     /// a device seen twice is handled once (by syspath).
     func start() throws(DeviceIOError) {
-        try discovery.startMonitoring { [self] event in handle(event) }
+        try discovery.startMonitoring({ [self] event in handle(event) }, onFailure: { [log] error in
+            log.error("devices: the udev monitor stopped: \(error); devices plugged in or out from now on are not seen "
+                + "until vitalgated restarts")
+        })
         let present: [AttachedDevice]
         do { present = try discovery.enumerate() } catch {
-            discovery.stop()
+            stop(waitingUpTo: .seconds(3))
             throw error
         }
         for device in present { handle(.added(device)) }
@@ -126,6 +133,13 @@ final class DeviceManager: Sendable {
                 + "it is not opened. Fix: make one profile's match more specific (interface, manufacturer or product string)")
             return
         }
+        if Self.isBridgeOnlyClaim(device, by: profile), !bridgeProfiles.contains(profile.id) {
+            // CP210x, PL2303, FTDI and CH340 chips sit in Zigbee sticks, GPS receivers and boards too: their ids
+            // say nothing about what is behind them, and opening one disturbs whatever it is.
+            log.info("devices: \(Self.describe(device)) is a USB-serial bridge that \(profile.id) claims by the chip's ids alone; "
+                + "it is not opened. Fix: if this is that device, add \"\(profile.id)\" to devices.serialBridges")
+            return
+        }
         let generation = state.withLock { state -> Int? in
             guard !state.stopping else { return nil }
             if let existing = state.devices[device.syspath], existing.device.node == device.node,
@@ -169,11 +183,17 @@ final class DeviceManager: Sendable {
         do {
             link = try DeviceLinks.open(path: device.node, transport: profile.transport)
         } catch {
-            log.error("devices: \(label): \(error)")
-            finish(syspath: syspath, generation: generation, retry: true)
+            if [ENOENT, ENODEV, ENXIO].contains(error.code) {
+                // Unplugged before it could be opened; udev's removal (or a new add) follows.
+                log.info("devices: \(label) is gone")
+                finish(syspath: syspath, generation: generation, retry: false)
+            } else {
+                log.error("devices: \(label): \(error)")
+                finish(syspath: syspath, generation: generation, retry: true)
+            }
             return
         }
-        let session = DeviceSession(profile: profile, device: identity(of: device), link: link, sink: sink,
+        let session = DeviceSession(profile: profile, device: identity(of: device, profile: profile), link: link, sink: sink,
                                     // Streaming profiles say so (`frames.stream`) and their engine keeps the session
                                     // open; a finished script here is the device's own end (Omron: END, OFF).
                                     quietAfterFinish: .zero)
@@ -198,6 +218,7 @@ final class DeviceManager: Sendable {
         // Decode problems carry device bytes, which may be measured values: only their number is logged.
         let summary = "\(outcome.counters.readings) reading(s) stored, \(outcome.counters.problems) unreadable frame(s), "
             + "\(outcome.counters.timeouts) timeout(s)"
+        let progressed = outcome.counters.readings > 0
         switch outcome.end {
         case .finished(complete: true):
             log.info("devices: \(label): session finished; \(summary). The next session starts when the device is attached again")
@@ -205,24 +226,26 @@ final class DeviceManager: Sendable {
         case .finished(complete: false):
             // A serial cable stays attached while the device behind it is switched off: ask again later.
             log.info("devices: \(label): the device stopped answering; \(summary)")
-            finish(syspath: syspath, generation: generation, retry: true)
+            finish(syspath: syspath, generation: generation, retry: true, progressed: progressed)
         case .disconnected:
+            // Usually udev's removal follows and cancels the retry; a device that only hung up is asked again.
             log.info("devices: \(label): disconnected; \(summary)")
-            finish(syspath: syspath, generation: generation, retry: false)
+            finish(syspath: syspath, generation: generation, retry: true, progressed: progressed)
         case .stopped:
             log.info("devices: \(label): session stopped; \(summary)")
             finish(syspath: syspath, generation: generation, retry: false)
         case .storeFailed(let reason):
             log.error("devices: \(label): the Outbox refused readings, so the device was not acknowledged: \(reason); \(summary)")
-            finish(syspath: syspath, generation: generation, retry: true)
+            finish(syspath: syspath, generation: generation, retry: true, progressed: progressed)
         case .failed(let error):
             log.error("devices: \(label): \(error); \(summary)")
-            finish(syspath: syspath, generation: generation, retry: true)
+            finish(syspath: syspath, generation: generation, retry: true, progressed: progressed)
         }
     }
 
     /// Marks the session over and, for failures, schedules the next attempt while the device stays attached.
-    private func finish(syspath: String, generation: Int, retry: Bool) {
+    /// A session that stored readings starts the backoff afresh: the device was working.
+    private func finish(syspath: String, generation: Int, retry: Bool, progressed: Bool = false) {
         let delay = state.withLock { state -> Int? in
             guard state.devices[syspath]?.generation == generation else { return nil }
             state.devices[syspath]?.running = false
@@ -231,7 +254,7 @@ final class DeviceManager: Sendable {
                 state.devices[syspath]?.failures = 0
                 return nil
             }
-            let failures = (state.devices[syspath]?.failures ?? 0) + 1
+            let failures = (progressed ? 0 : state.devices[syspath]?.failures ?? 0) + 1
             state.devices[syspath]?.failures = failures
             return min(60, 1 << min(failures - 1, 6))
         }
@@ -249,13 +272,28 @@ final class DeviceManager: Sendable {
     /// copies. Two identical such devices on one hub share the identity; a reading of one that collides with
     /// a different reading of the other at the same device time is still kept (the Outbox then identifies it
     /// by its receive time).
-    func identity(of device: AttachedDevice) -> DeviceIdentity {
+    ///
+    /// A USB-serial bridge claimed by its chip's ids is the cable, not the device: its serial number (often
+    /// the factory's "0001") is no device identity either, so it is kept only to tell two cables on this
+    /// hub apart, scoped to the hub the same way.
+    func identity(of device: AttachedDevice, profile: DeviceProfile) -> DeviceIdentity {
         var identity = device.identity
-        if let usb = identity.usb, usb.serial?.isEmpty ?? true, let hubAddress {
-            identity.usb = USBIdentity(vendorID: usb.vendorID, productID: usb.productID,
-                                       serial: "hub-" + hubAddress.compactHex)
+        guard let usb = identity.usb, let hubAddress else { return identity }
+        let hub = "hub-" + hubAddress.compactHex
+        if usb.serial?.isEmpty ?? true {
+            identity.usb = USBIdentity(vendorID: usb.vendorID, productID: usb.productID, serial: hub)
+        } else if let serial = usb.serial, Self.isBridgeOnlyClaim(device, by: profile) {
+            identity.usb = USBIdentity(vendorID: usb.vendorID, productID: usb.productID, serial: hub + "-" + serial)
         }
         return identity
+    }
+
+    /// A serial node whose profile claims it by USB ids alone, naming neither manufacturer nor product
+    /// string: what udev sees is a generic bridge chip, not the device behind it.
+    static func isBridgeOnlyClaim(_ device: AttachedDevice, by profile: DeviceProfile) -> Bool {
+        guard device.subsystem == .tty, case .serial = profile.transport else { return false }
+        let claims = profile.match.usb.filter { $0.vendorID == device.vendorID && $0.productID == device.productID }
+        return !claims.isEmpty && claims.allSatisfy { $0.manufacturer == nil && $0.product == nil }
     }
 
     /// `/dev/ttyUSB0 (USB 10C4:EA60 at pci-0000:00:14.0-usb-0:2:1.0)`: enough to find the device, nothing personal.
@@ -284,7 +322,9 @@ struct OutboxSink: ReadingSink {
 
     func store(_ readings: [Reading]) throws {
         guard !readings.isEmpty else { return }
-        _ = try outbox.ingest(readings.map { IncomingReading(reading: $0, subject: subject) })
+        // A reading a multi-user device gave a user slot belongs to whoever has that slot, which only the
+        // household (issue #7) can say: held as unassigned, never guessed to be the owner's.
+        _ = try outbox.ingest(readings.map { IncomingReading(reading: $0, subject: $0.userSlot == nil ? subject : nil) })
         onStored()
     }
 }
