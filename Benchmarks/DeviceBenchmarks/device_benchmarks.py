@@ -48,8 +48,8 @@ def parse_time(text: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def start(workdir: Path, bed, server, devices: list[tuple[str, str, str, str, bool]]):
-    simulators = {}
+def start(workdir: Path, bed, server, devices: list[tuple[str, str, str, str, bool]], simulators: dict):
+    """Fills `simulators` as it goes, so the caller's cleanup stops what started even if a later step fails."""
     for name, device, profile, capture, forever in devices:
         bed.add(device)
         simulators[name] = Simulator(workdir, name, profile, capture, bed.master_fd(device), forever)
@@ -59,9 +59,8 @@ def start(workdir: Path, bed, server, devices: list[tuple[str, str, str, str, bo
     settings["devices"]["serialBridges"] = [OXIMETER_PROFILE]
     config.write_text(json.dumps(settings, indent=2))
     log = open(workdir / "vitalgated.log", "a")
-    daemon = subprocess.Popen([str(harness.binary("vitalgated")), "--config", str(config)], env=bed.env(),
-                              stdout=log, stderr=subprocess.STDOUT)
-    return simulators, daemon
+    return subprocess.Popen([str(harness.binary("vitalgated")), "--config", str(config)], env=bed.env(),
+                            stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop(daemon, simulators, server, bed):
@@ -71,17 +70,20 @@ def stop(daemon, simulators, server, bed):
             simulator.hang_up()
     finally:
         server.stop()
-        bed.close()
+        if bed:
+            bed.close()
 
 
 def latency_run(seconds: float) -> dict:
     workdir = harness.temporary_directory("vitalgate-bench-latency-")
     server = harness.FHIRServer(workdir, max_seconds=int(seconds) + 600)
-    patient = server.create_patient()
-    bed = testbed.Testbed()  # after the server: it sets UMOCKDEV_DIR for later children
-    simulators, daemon = start(workdir, bed, server, [("oximeter", "cp2102-a", OXIMETER_PROFILE,
-                                                      oximeter_capture(workdir, seconds + 60), True)])
+    bed = daemon = None
+    simulators: dict = {}
     try:
+        patient = server.create_patient()
+        bed = testbed.Testbed()  # after the server: it sets UMOCKDEV_DIR for later children
+        daemon = start(workdir, bed, server, [("oximeter", "cp2102-a", OXIMETER_PROFILE,
+                                               oximeter_capture(workdir, seconds + 60), True)], simulators)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             bed.pump(0.5)
@@ -123,14 +125,16 @@ def process_figures(pid: int) -> tuple[int, float, int]:
 def idle_run(seconds: float, settle: float) -> dict:
     workdir = harness.temporary_directory("vitalgate-bench-idle-")
     server = harness.FHIRServer(workdir, max_seconds=int(seconds + settle) + 600)
-    server.create_patient()
-    bed = testbed.Testbed()
-    simulators, daemon = start(workdir, bed, server, [
-        ("bp", "omron-hem-790it", "omron/hem-790it", BP_CAPTURE, False),
-        # Its real capture once, then silence: a switched-off oximeter on its cable.
-        ("oximeter", "cp2102-a", OXIMETER_PROFILE, f"DeviceProfiles/{OXIMETER_PROFILE}/titinho-cms50e-live.capture", False),
-    ])
+    bed = daemon = None
+    simulators: dict = {}
     try:
+        server.create_patient()
+        bed = testbed.Testbed()
+        daemon = start(workdir, bed, server, [
+            ("bp", "omron-hem-790it", "omron/hem-790it", BP_CAPTURE, False),
+            # Its real capture once, then silence: a switched-off oximeter on its cable.
+            ("oximeter", "cp2102-a", OXIMETER_PROFILE, f"DeviceProfiles/{OXIMETER_PROFILE}/titinho-cms50e-live.capture", False),
+        ], simulators)
         end = time.monotonic() + settle
         while time.monotonic() < end:
             bed.pump(0.5)

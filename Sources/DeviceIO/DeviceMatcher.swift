@@ -90,6 +90,13 @@ public struct DeviceMatcher: Sendable {
         }
     }
 
+    /// The USB match entries of `profile` this node satisfies (ids and every string or interface they name).
+    public static func satisfiedEntries(of profile: DeviceProfile, for device: AttachedDevice) -> [USBMatch] {
+        profile.match.usb.filter {
+            $0.vendorID == device.vendorID && $0.productID == device.productID && mismatches($0, device).isEmpty
+        }
+    }
+
     /// The optional fields of `entry` the node does not have, as text (`product "CP2102 …"`).
     static func mismatches(_ entry: USBMatch, _ device: AttachedDevice) -> [String] {
         var differences: [String] = []

@@ -209,6 +209,7 @@ def main() -> int:
             elif bp_unplugged_at is not None and bp_replugged is None and elapsed >= bp_unplugged_at + 3:
                 say("   -- plugging the monitor in again")
                 bed.readd("omron-hem-790it")
+                simulators["bp"].hang_up()  # already ended; reaps it and closes its log
                 simulators["bp"] = Simulator(workdir, "bp-2", "omron/hem-790it", BP_CAPTURE, bed.master_fd("omron-hem-790it"), False)
                 bp_replugged = elapsed
                 events.append(("bp-replugged", round(elapsed, 1)))
@@ -222,11 +223,12 @@ def main() -> int:
         pass
     finally:
         # Everything below runs whatever failed above, so nothing this demo started outlives it.
-        exit_code = stop_daemon(daemon, bed)
-        for simulator in simulators.values():
-            simulator.hang_up()
+        exit_code = None
         final = []
         try:
+            exit_code = stop_daemon(daemon, bed)
+            for simulator in simulators.values():
+                simulator.hang_up()
             if server:
                 final = server.search_all(f"/Observation?subject=Patient/{patient_id}&_count=500")
         finally:

@@ -355,7 +355,11 @@ class Testbed:
         # must already find its ioctls answered, as on a real node.
         self._attach_ioctl_handler(name, device)
         # Parents first: the child's "add" uevent must find its USB parents complete in sysfs.
-        self.add_from_string("\n".join(block.text for block in reversed(missing)))
+        try:
+            self.add_from_string("\n".join(block.text for block in reversed(missing)))
+        except Exception:
+            self.bed.detach_ioctl(device.node)
+            raise
         self.devices[name] = device
         self.used_nodes.add(device.node_block.node)
         self.open_watch.watch(self.pty_slave(name))

@@ -113,6 +113,9 @@ public enum Daemon {
         for error in catalog.errors {
             log.warning("devices: profile disabled: \(error)")
         }
+        for id in configuration.serialBridgeProfiles.sorted() where catalog.profile(id) == nil {
+            log.warning("devices: devices.serialBridges names \"\(id)\", which is no loaded profile. Fix: use an id `vitalgate profile list` shows")
+        }
         let manager = DeviceManager(profiles: catalog.profiles, outbox: outbox, subject: configuration.owner,
                                     hubAddress: configuration.gatewayAddress ?? HostIdentity.firstEthernetAddress(),
                                     bridgeProfiles: configuration.serialBridgeProfiles, log: log,

@@ -23,7 +23,9 @@ import VitalModel
 /// Log lines name the node, the USB ids and the profile, never a reading's value or its citizen.
 final class DeviceManager: Sendable {
     private let matcher: DeviceMatcher
-    private let sink: OutboxSink
+    private let outbox: Outbox
+    private let subject: PatientIdentifier?
+    private let onStored: @Sendable () -> Void
     private let log: DaemonLog
     private let discovery: UdevDiscovery
     /// Stands in for the serial number of a USB device that has none (see ``identity(of:profile:)``).
@@ -65,7 +67,9 @@ final class DeviceManager: Sendable {
         self.hubAddress = hubAddress
         self.bridgeProfiles = bridgeProfiles
         self.matcher = DeviceMatcher(profiles: profiles)
-        self.sink = OutboxSink(outbox: outbox, subject: subject, onStored: onStored)
+        self.outbox = outbox
+        self.subject = subject
+        self.onStored = onStored
         self.log = log
         self.discovery = discovery
     }
@@ -183,7 +187,7 @@ final class DeviceManager: Sendable {
         do {
             link = try DeviceLinks.open(path: device.node, transport: profile.transport)
         } catch {
-            if [ENOENT, ENODEV, ENXIO].contains(error.code) {
+            if [ENOENT, ENODEV, ENXIO].contains(error.code), !FileManager.default.fileExists(atPath: syspath) {
                 // Unplugged before it could be opened; udev's removal (or a new add) follows.
                 log.info("devices: \(label) is gone")
                 finish(syspath: syspath, generation: generation, retry: false)
@@ -193,6 +197,7 @@ final class DeviceManager: Sendable {
             }
             return
         }
+        let sink = OutboxSink(outbox: outbox, subject: subject, onStored: onStored)
         let session = DeviceSession(profile: profile, device: identity(of: device, profile: profile), link: link, sink: sink,
                                     // Streaming profiles say so (`frames.stream`) and their engine keeps the session
                                     // open; a finished script here is the device's own end (Omron: END, OFF).
@@ -218,7 +223,9 @@ final class DeviceManager: Sendable {
         // Decode problems carry device bytes, which may be measured values: only their number is logged.
         let summary = "\(outcome.counters.readings) reading(s) stored, \(outcome.counters.problems) unreadable frame(s), "
             + "\(outcome.counters.timeouts) timeout(s)"
-        let progressed = outcome.counters.readings > 0
+        // New rows, not readings the device re-sent: a device that fails at the same point after re-sending
+        // its old records must still back off.
+        let progressed = sink.newReadings > 0
         switch outcome.end {
         case .finished(complete: true):
             log.info("devices: \(label): session finished; \(summary). The next session starts when the device is attached again")
@@ -292,7 +299,8 @@ final class DeviceManager: Sendable {
     /// string: what udev sees is a generic bridge chip, not the device behind it.
     static func isBridgeOnlyClaim(_ device: AttachedDevice, by profile: DeviceProfile) -> Bool {
         guard device.subsystem == .tty, case .serial = profile.transport else { return false }
-        let claims = profile.match.usb.filter { $0.vendorID == device.vendorID && $0.productID == device.productID }
+        // Only the entries this node satisfies count: a profile may name strings in one entry and not in another.
+        let claims = DeviceMatcher.satisfiedEntries(of: profile, for: device)
         return !claims.isEmpty && claims.allSatisfy { $0.manufacturer == nil && $0.product == nil }
     }
 
@@ -315,16 +323,29 @@ final class DeviceManager: Sendable {
 
 /// Stores a session's readings in the Outbox with the household's citizen, then wakes the uplink.
 /// `store` returns only after the commit (synchronous=FULL), which is what lets a session acknowledge.
-struct OutboxSink: ReadingSink {
+/// One per session: it counts the readings that were new to the Outbox.
+final class OutboxSink: ReadingSink {
     let outbox: Outbox
     let subject: PatientIdentifier?
     let onStored: @Sendable () -> Void
+    private let stored = Atomic<Int>(0)
+
+    init(outbox: Outbox, subject: PatientIdentifier?, onStored: @escaping @Sendable () -> Void) {
+        self.outbox = outbox
+        self.subject = subject
+        self.onStored = onStored
+    }
+
+    /// Readings this session added to the Outbox (not the ones it already held).
+    var newReadings: Int { stored.load(ordering: .relaxed) }
 
     func store(_ readings: [Reading]) throws {
         guard !readings.isEmpty else { return }
         // A reading a multi-user device gave a user slot belongs to whoever has that slot, which only the
         // household (issue #7) can say: held as unassigned, never guessed to be the owner's.
-        _ = try outbox.ingest(readings.map { IncomingReading(reading: $0, subject: $0.userSlot == nil ? subject : nil) })
+        let outcomes = try outbox.ingest(readings.map { IncomingReading(reading: $0, subject: $0.userSlot == nil ? subject : nil) })
+        let new = outcomes.filter { if case .stored = $0 { true } else { false } }.count
+        stored.add(new, ordering: .relaxed)
         onStored()
     }
 }
