@@ -103,23 +103,31 @@ def latency_run(seconds: float) -> dict:
             "p90_ms": latencies[int(0.9 * (len(latencies) - 1))], "min_ms": latencies[0], "max_ms": latencies[-1]}
 
 
-def process_figures(pid: int) -> tuple[int, float, int]:
-    """(VmRSS kB, CPU seconds, context switches) of a process and all its threads."""
+def process_figures(pid: int) -> tuple[int, float, dict[int, int]]:
+    """(VmRSS kB, CPU seconds of all threads, context switches by thread id)."""
     rss = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1])
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (all threads)
-    switches = 0
+    cpu = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (the whole thread group)
+    switches: dict[int, int] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
+            count = 0
             for line in (task / "status").read_text().splitlines():
                 if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                    switches += int(line.split()[1])
+                    count += int(line.split()[1])
+            switches[int(task.name)] = count
         except FileNotFoundError:
             pass  # a thread ended between the listing and the read
     return rss, cpu, switches
+
+
+def switches_between(before: dict[int, int], after: dict[int, int]) -> int:
+    """Context switches in the window, by thread: a thread born in it counts whole; one that ended in it is
+    missed after the first sample (session threads come and go, so totals of the living would shrink)."""
+    return sum(count - before.get(tid, 0) for tid, count in after.items())
 
 
 def idle_run(seconds: float, settle: float) -> dict:
@@ -149,7 +157,7 @@ def idle_run(seconds: float, settle: float) -> dict:
     finally:
         stop(daemon, simulators, server, bed)
     return {"rss_kib": rss1, "rss_kib_at_start": rss0, "cpu_ms_per_minute": (cpu1 - cpu0) * 1000 * 60 / elapsed,
-            "wakeups_per_second": (switches1 - switches0) / elapsed, "threads": threads, "seconds": round(elapsed, 1)}
+            "wakeups_per_second": switches_between(switches0, switches1) / elapsed, "threads": threads, "seconds": round(elapsed, 1)}
 
 
 def main() -> int:
