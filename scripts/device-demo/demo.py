@@ -247,6 +247,18 @@ def main() -> int:
                           "featureReports": feature_reports, "observations": final, "daemonLog": log_text.splitlines()}))
     else:
         say(f"== Stopped after {time.monotonic() - started:.0f} s: {len(final)} Observations in the citizen's record.")
+        if final:
+            folder = workdir / "observations"
+            folder.mkdir(exist_ok=True)
+            files = []
+            for number, observation in enumerate(final):
+                files.append(folder / f"observation-{number}.json")
+                files[-1].write_text(json.dumps(observation, indent=2))
+            checked = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/fhir-validator/vitalgate_fhir_validator.py"),
+                                      *map(str, files)], capture_output=True, text=True)
+            verdict = "all valid" if checked.returncode == 0 else "NOT all valid:\n" + checked.stdout[-2000:]
+            say(f"   Checked against FHIR R4 and the vital-signs profiles by an independent validator: {verdict}")
+            say(f"   (copies in {folder})")
         say(f"   The server's files stay in {workdir / 'fhir'}; the daemon's log in {workdir / 'vitalgated.log'}.")
         say(f"   While the demo runs, look yourself: curl '{server_base}/Observation?subject=Patient/{patient_id}'")
     return 0 if exit_code == 0 else 1
