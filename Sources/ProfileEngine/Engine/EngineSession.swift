@@ -10,7 +10,9 @@ public enum EngineEvent: Sendable, Hashable {
     case reading(Reading)
     /// Input that was not a valid frame. The session resynchronised and goes on; the driver counts it.
     case problem(DecodeError)
-    /// The request/response script ended, normally or after a timeout the script could not recover from.
+    /// The conversation is over: the request/response script ended (`complete`), or it gave up after a
+    /// timeout it could not recover from, or a streaming device (`frames.stream`) fell silent (both not
+    /// `complete`: the driver may ask again later).
     case finished(complete: Bool)
 }
 
