@@ -178,7 +178,8 @@ def main() -> int:
         daemon = subprocess.Popen([str(harness.binary("vitalgated")), "--config", str(config)], env=bed.env(),
                                   stdout=daemon_log, stderr=subprocess.STDOUT)
         say(f"   log: {workdir / 'vitalgated.log'}")
-        say("== Readings arriving in the citizen's record on the server:")
+        say("== Readings arriving in the citizen's record on the server")
+        say(f"   (look yourself while it runs: curl '{server.base}/Observation?subject=Patient/{patient_id}')")
 
         unplug_at = args.unplug_at if args.unplug_at is not None else args.duration / 3
         unplugged_at = replugged = bp_unplugged_at = bp_replugged = None
@@ -260,7 +261,7 @@ def main() -> int:
             say(f"   Checked against FHIR R4 and the vital-signs profiles by an independent validator: {verdict}")
             say(f"   (copies in {folder})")
         say(f"   The server's files stay in {workdir / 'fhir'}; the daemon's log in {workdir / 'vitalgated.log'}.")
-        say(f"   While the demo runs, look yourself: curl '{server_base}/Observation?subject=Patient/{patient_id}'")
+        say(f"   The server has stopped with the demo; run it again to look at {server_base or 'the server'} while it runs.")
     return 0 if exit_code == 0 else 1
 
 
