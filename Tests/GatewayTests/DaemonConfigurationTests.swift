@@ -71,6 +71,23 @@ struct DaemonConfigurationTests {
         }
     }
 
+    @Test("the hub's MAC is chosen once and kept, so a new network adapter cannot change the hub's identity")
+    func keptHubAddress() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vitalgate-hub-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try #require(EUI48("02:11:22:33:44:55")), other = try #require(EUI48("02:AA:BB:CC:DD:EE"))
+
+        #expect(HostIdentity.persistentAddress(stateDirectory: directory, detect: { nil }) == .none)
+        #expect(HostIdentity.persistentAddress(stateDirectory: directory, detect: { first }) == .chosen(first, replacedDamaged: false))
+        // Another interface sorts first now: the kept address still wins.
+        #expect(HostIdentity.persistentAddress(stateDirectory: directory, detect: { other }) == .kept(first))
+        // A damaged file is replaced, and said to be.
+        try Data("not a mac\n".utf8).write(to: URL(fileURLWithPath: directory + "/hub-address"))
+        #expect(HostIdentity.persistentAddress(stateDirectory: directory, detect: { other }) == .chosen(other, replacedDamaged: true))
+        #expect(HostIdentity.persistentAddress(stateDirectory: directory, detect: { first }) == .kept(other))
+    }
+
     @Test("mistakes name the line, column and field, and say how to fix them", arguments: [
         (#"{"server": {"baseURL": "ftp://x"}, "gateway": {"ethernetAddress": "02:00:00:00:00:01"}}"#, "1:24: server.baseURL", "https://"),
         ("{\n  \"server\": {\"baseURL\": \"https://x\", \"batchsize\": 5},\n  \"gateway\": {\"ethernetAddress\": \"02:00:00:00:00:01\"}}",

@@ -54,8 +54,23 @@ public enum Daemon {
         // Quarantined, lost or salvaged rows are loss the operator must see (ARCHITECTURE §7.5, §7.8).
         log.log(outbox.recovery.isClean ? .info : (outbox.recovery.lostRows > 0 ? .error : .warning), "outbox: \(outbox.recovery)")
 
+        // The hub's MAC, unless configured: chosen once, then kept in the state directory.
+        var hubAddress = configuration.gatewayAddress
+        if hubAddress == nil {
+            switch HostIdentity.persistentAddress(stateDirectory: configuration.stateDirectory) {
+            case .kept(let mac):
+                hubAddress = mac
+            case .chosen(let mac, let replacedDamaged):
+                hubAddress = mac
+                log.log(replacedDamaged ? .warning : .info,
+                        (replacedDamaged ? "the hub address file was damaged; " : "") + "the hub's identity is derived from \(mac), "
+                        + "kept in \(configuration.stateDirectory)/hub-address")
+            case .none:
+                break
+            }
+        }
         let uplink: UplinkConfiguration
-        do { uplink = try configuration.uplinkConfiguration() } catch {
+        do { uplink = try configuration.uplinkConfiguration(hostAddress: { hubAddress }) } catch {
             log.error("configuration: \(error)")
             return 78
         }
@@ -72,7 +87,7 @@ public enum Daemon {
             return 74
         }
         worker.start()
-        let devices = startDevices(configuration, outbox: outbox, log: log, onStored: { worker.wake() })
+        let devices = startDevices(configuration, hubAddress: hubAddress, outbox: outbox, log: log, onStored: { worker.wake() })
         notifySystemd("READY=1\nSTATUS=delivering readings")
         log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
 
@@ -98,7 +113,7 @@ public enum Daemon {
 
     /// Loads the profiles and starts udev discovery. A failure here leaves the daemon running: readings still
     /// come in through the ingest socket and the queue still drains.
-    static func startDevices(_ configuration: DaemonConfiguration, outbox: Outbox, log: DaemonLog,
+    static func startDevices(_ configuration: DaemonConfiguration, hubAddress: EUI48?, outbox: Outbox, log: DaemonLog,
                              onStored: @escaping @Sendable () -> Void) -> DeviceManager? {
         guard configuration.discoverDevices else {
             log.info("devices: discovery is off (devices.discover is false); readings come only through the ingest socket")
@@ -117,7 +132,7 @@ public enum Daemon {
             log.warning("devices: devices.serialBridges names \"\(id)\", which is no loaded profile. Fix: use an id `vitalgate profile list` shows")
         }
         let manager = DeviceManager(profiles: catalog.profiles, outbox: outbox, subject: configuration.owner,
-                                    hubAddress: configuration.gatewayAddress ?? HostIdentity.firstEthernetAddress(),
+                                    hubAddress: hubAddress,
                                     bridgeProfiles: configuration.serialBridgeProfiles, log: log,
                                     onStored: onStored)
         do { try manager.start() } catch {

@@ -209,6 +209,37 @@ public struct DaemonConfiguration: Sendable {
 
 /// Facts about the machine the hub runs on.
 public enum HostIdentity {
+    /// What ``persistentAddress(stateDirectory:detect:)`` found.
+    public enum Kept: Sendable, Hashable {
+        /// Read from the state directory, as chosen on an earlier start.
+        case kept(EUI48)
+        /// Detected now and written down (the first start, or the file was damaged: `replacedDamaged`).
+        case chosen(EUI48, replacedDamaged: Bool)
+        /// Nothing kept and nothing to detect.
+        case none
+    }
+
+    /// The MAC address the hub's identity is derived from, chosen once and kept in `<stateDirectory>/hub-address`.
+    ///
+    /// The hub's PhgDevice and the identity of USB devices without a serial number are derived from it, and
+    /// the server recognises re-sent readings by them: if it changed (a USB network adapter that sorts
+    /// before the built-in one, a replaced Wi-Fi module), a monitor re-sending its memory would create copies.
+    /// So the first detected address is written down and used from then on.
+    public static func persistentAddress(stateDirectory: String,
+                                         detect: () -> EUI48? = firstEthernetAddress) -> Kept {
+        let path = stateDirectory + "/hub-address"
+        var damaged = false
+        if let data = FileManager.default.contents(atPath: path) {
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if let mac = EUI48(text) { return .kept(mac) }
+            damaged = true
+        }
+        guard let mac = detect() else { return .none }
+        // Written aside and renamed, so a crash never leaves half an address.
+        try? Data((mac.description + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        return .chosen(mac, replacedDamaged: damaged)
+    }
+
     /// The MAC address of the first physical network interface (sorted by name) whose address is burnt in: not
     /// a bridge, veth, docker or other virtual interface, and not a randomised Wi-Fi address, which would give
     /// the hub a new identity, and the server a new gateway Device, on every boot.
