@@ -95,7 +95,9 @@ public struct DeviceIdentity: Sendable, Hashable {
 
 private func parseHexAddress(_ text: String, count: Int) -> [UInt8]? {
     let compact = text.filter { $0 != ":" && $0 != "-" }
-    guard compact.count == count * 2, compact.allSatisfy(\.isHexDigit) else { return nil }
+    // ASCII digits only: `Character.isHexDigit` also accepts fullwidth forms (`１`, `Ａ`) that no radix parse reads.
+    guard compact.count == count * 2, compact.utf8.count == compact.count,
+          compact.utf8.allSatisfy({ hexDigitValue($0) != nil }) else { return nil }
     // Separators, when present, must sit between every byte: reject `C4F3-1253...`.
     if compact.count != text.count {
         let groups = text.split(omittingEmptySubsequences: false) { $0 == ":" || $0 == "-" }
@@ -105,7 +107,8 @@ private func parseHexAddress(_ text: String, count: Int) -> [UInt8]? {
     var index = compact.startIndex
     while index < compact.endIndex {
         let next = compact.index(index, offsetBy: 2)
-        bytes.append(UInt8(compact[index..<next], radix: 16)!)
+        guard let byte = UInt8(compact[index..<next], radix: 16) else { return nil }
+        bytes.append(byte)
         index = next
     }
     return bytes

@@ -68,7 +68,9 @@ struct AttachedDeviceTests {
 /// scripts/udev-harness covers devices coming and going).
 @Suite("udev discovery lifecycle")
 struct UdevDiscoveryLifecycleTests {
-    @Test func enumerationListsOnlyUSBBackedNodes() throws {
+    /// Says only what it can on any machine: enumeration works, and whatever it lists is USB-backed (this
+    /// build machine has no USB, so the list is usually empty; the umockdev harness checks real listings).
+    @Test func enumerationWorksAndListsOnlyUSBBackedNodes() throws {
         for device in try UdevDiscovery().enumerate() {
             #expect(device.vendorID != nil && device.productID != nil, "\(device.node) has no USB ids")
             #expect(device.node.hasPrefix("/dev/"))

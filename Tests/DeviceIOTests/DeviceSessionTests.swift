@@ -201,9 +201,9 @@ struct DeviceSessionTests {
         #expect(port.skippedLineControl == 0)
         player.start()
         let sink = RecordingSink()
-        // The capture's pauses are 50 ms: a second of quiet means the device has said everything.
+        // The capture's pauses are 50 ms: five seconds of quiet means the device has said everything, with room for a stalled machine.
         let session = DeviceSession(profile: profile, device: capture.device ?? Replay.defaultDevice(for: profile), link: port,
-                                    sink: sink, quietAfterFinish: .seconds(1))
+                                    sink: sink, quietAfterFinish: .seconds(5))
 
         let outcome = await runSession(session)
         let playback = try await player.outcome().get()
@@ -243,6 +243,11 @@ struct DeviceSessionTests {
         // (Whether the frame after the pause is read too depends on scheduling, so only the prefix is checked.)
         #expect(!stored.isEmpty)
         #expect(stored == Array(atTime(replay.readings, capture.receivedAt).prefix(stored.count)))
+    }
+
+    @Test("the Omron captures the parametrised session tests run over are there")
+    func omronCapturesExist() {
+        #expect(OmronFixture.captureFiles.count >= 5, "the parametrised Omron tests would run no case")
     }
 
     @Test("a Contec CMS50D+ stream over a serial terminal: the start command, then every reading Replay reads",
@@ -325,7 +330,7 @@ struct DeviceSessionTests {
             player.start()
             let sink = RecordingSink()
             let outcome = await runSession(DeviceSession(profile: profile, device: identity, link: port, sink: sink,
-                                                         quietAfterFinish: .seconds(1)))
+                                                         quietAfterFinish: .seconds(5)))
             player.stop()
             return (outcome, sink, await player.outcome())
         }

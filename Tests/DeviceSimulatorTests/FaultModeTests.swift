@@ -78,6 +78,15 @@ struct FaultModeTests {
 
     // MARK: Garbage
 
+    @Test("the cuff captures the parametrised fault tests run over are there")
+
+    func cuffCapturesExist() {
+
+        #expect(Self.cuffCaptures.count >= 5, "the parametrised cuff tests would run no case")
+
+    }
+
+
     @Test("garbage between frames: the same readings as a clean replay, and each burst a counted problem", arguments: [1, 42, 2024] as [UInt64])
     func garbage(seed: UInt64) async throws {
         let played = try await play(Self.oximeter, Self.oneFramePerLine, fault: .garbage(everyLines: 3, bytes: 7, seed: seed), pacing: .stream)

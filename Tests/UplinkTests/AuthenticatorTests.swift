@@ -94,6 +94,14 @@ struct AuthenticatorTests {
         return path
     }
 
+    /// An authenticator for the secret server's token endpoint, its secret in a file under `directory`.
+    private func clientCredentials(_ server: TestHTTPServer, _ directory: String, secret: String = "s3cr:et&+ %",
+                                   now: @escaping @Sendable () -> Date = { Date() }) throws -> Authenticator {
+        Authenticator(method: .clientCredentials(ClientCredentials(tokenURL: server.baseURL + "/token", clientID: "hub 1/ward:a",
+                                                                   secretFile: try secretFile(directory, secret))),
+                      fhirBaseURL: server.baseURL, http: http, now: now)
+    }
+
     @Test("client credentials: one token for many requests, a new one after invalidate() and near expiry")
     func clientCredentialsCaching() async throws {
         let server = try await secretServer()
@@ -135,10 +143,7 @@ struct AuthenticatorTests {
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let clock = TestClock()
-        let authenticator = Authenticator(
-            method: .clientCredentials(ClientCredentials(tokenURL: server.baseURL + "/token", clientID: "hub 1/ward:a",
-                                                         secretFile: try secretFile(directory))),
-            fhirBaseURL: server.baseURL, http: http, now: { clock.now })
+        let authenticator = try clientCredentials(server, directory, now: { clock.now })
         let first = try await authorize(authenticator).get()
         clock.advance(by: 14)
         #expect(try await authorize(authenticator).get() == first)
@@ -153,10 +158,7 @@ struct AuthenticatorTests {
         defer { server.stop() }
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let authenticator = Authenticator(
-            method: .clientCredentials(ClientCredentials(tokenURL: server.baseURL + "/token", clientID: "hub 1/ward:a",
-                                                         secretFile: try secretFile(directory))),
-            fhirBaseURL: server.baseURL, http: http)
+        let authenticator = try clientCredentials(server, directory)
         let headers = await withTaskGroup(of: String?.self) { group in
             for _ in 0..<8 { group.addTask { try? await authorize(authenticator).get() } }
             return await group.reduce(into: Set<String?>()) { $0.insert($1) }
@@ -172,10 +174,7 @@ struct AuthenticatorTests {
         defer { server.stop() }
         let directory = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let authenticator = Authenticator(
-            method: .clientCredentials(ClientCredentials(tokenURL: server.baseURL + "/token", clientID: "hub 1/ward:a",
-                                                         secretFile: try secretFile(directory, "wrong-secret-value"))),
-            fhirBaseURL: server.baseURL, http: http)
+        let authenticator = try clientCredentials(server, directory, secret: "wrong-secret-value")
         let error = try #require(try await authorize(authenticator).failure)
         guard case .rejected(let status, let oauth) = error.kind else { Issue.record("kind \(error.kind)"); return }
         #expect(status == 401)

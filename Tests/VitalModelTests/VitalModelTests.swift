@@ -31,9 +31,12 @@ struct AddressTests {
         #expect(address?.description == "C4-F3-12-53-F2-C9")
         #expect(address?.compactHex == "C4F31253F2C9")
         #expect(EUI48("C4F31253F2C9") == address)
-        for bad in ["C4:F3:12:53:F2", "C4F3-1253-F2C9", "G4:F3:12:53:F2:C9", "", "C4:F3:12:53:F2:C9:00"] {
+        // Fullwidth digits count as hex digits for Character.isHexDigit; they must be refused, not trap.
+        for bad in ["C4:F3:12:53:F2", "C4F3-1253-F2C9", "G4:F3:12:53:F2:C9", "", "C4:F3:12:53:F2:C9:00",
+                    "\u{FF11}\u{FF11}:22:33:44:55:66", "\u{FF21}\u{FF21}22334455\u{FF16}\u{FF16}"] {
             #expect(EUI48(bad) == nil, "\(bad)")
         }
+        #expect(EUI64("\u{FF10}\u{FF10}-1B-2C-FF-FE-3D-4E-5F") == nil)
     }
 
     @Test("EUI-64 derived from a MAC inserts FF-FE") func derived() {
