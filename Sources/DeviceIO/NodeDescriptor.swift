@@ -1,4 +1,5 @@
 import Synchronization
+import VitalModel
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -232,8 +233,6 @@ final class NodeDescriptor: Sendable {
     static func milliseconds(until deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Int32 {
         let now = clock.now
         guard deadline > now else { return 0 }
-        let (seconds, attoseconds) = (deadline - now).components
-        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000 + (attoseconds % 1_000_000_000_000_000 == 0 ? 0 : 1)
-        return Int32(clamping: milliseconds)
+        return Int32(clamping: (deadline - now).milliseconds(roundingUp: true))
     }
 }

@@ -380,14 +380,9 @@ public final class CapturePlayer: Sendable {
         return silences
     }
 
+    /// Milliseconds for poll(2), between 0 and `Int32.max`.
     static func milliseconds(_ duration: Duration, roundingUp: Bool = false) -> Int {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0 else { return 0 }
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
-        if overflow || whole > Int64(Int32.max) { return Int(Int32.max) }
-        let fraction = attoseconds / 1_000_000_000_000_000
-        let rest = roundingUp && attoseconds % 1_000_000_000_000_000 != 0 ? 1 : 0
-        return Int(whole + fraction) + rest
+        Int(min(max(0, duration.milliseconds(roundingUp: roundingUp)), Int64(Int32.max)))
     }
 
     static func describe(_ duration: Duration) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import VitalModel
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,8 +69,7 @@ extension OutboxStore {
         do { database = try SQLiteDatabase(path: path, readOnly: false) } catch { throw OutboxError.cannotOpen(path: path, cause: error) }
         // Patient identifiers live in this file: readable by the service user only (-wal/-shm inherit it).
         if creating { chmod(path, 0o600) }
-        let milliseconds = options.busyTimeout.components.seconds * 1000 + options.busyTimeout.components.attoseconds / 1_000_000_000_000_000
-        database.setBusyTimeout(milliseconds: Int32(clamping: milliseconds))
+        database.setBusyTimeout(milliseconds: Int32(clamping: options.busyTimeout.wholeMilliseconds))
         do { try RowChecksum.register(on: database) } catch { throw OutboxError.cannotOpen(path: path, cause: error) }
         return OutboxStore(database: database, path: path, options: options)
     }

@@ -220,23 +220,10 @@ func singleVariant(_ json: LocatedJSON, file: String, path: String, choices: [St
     return (key, inner)
 }
 
+/// Hex bytes in a profile or capture (separators allowed between bytes); at least one byte.
 func parseHexBytes(_ text: String) -> [UInt8]? {
-    var bytes: [UInt8] = []
-    var high: UInt8?
-    for byte in text.utf8 {
-        if byte == UInt8(ascii: " ") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "-") {
-            if high != nil { return nil }
-            continue
-        }
-        guard let digit = hexDigitValue(byte) else { return nil }
-        if let first = high {
-            bytes.append(first << 4 | digit)
-            high = nil
-        } else {
-            high = digit
-        }
-    }
-    return high == nil && !bytes.isEmpty ? bytes : nil
+    guard let bytes = hexBytes(text, separators: true), !bytes.isEmpty else { return nil }
+    return bytes
 }
 
 /// Levenshtein distance, for "did you mean" hints on short keys.

@@ -1,4 +1,5 @@
 internal import CCurl
+import VitalModel
 
 /// `curl_global_init` must run once before any other curl call; a global's initialiser runs exactly
 /// once, on first use, even when threads race to it.
@@ -245,10 +246,7 @@ private func isToken(_ text: String) -> Bool {
 
 /// A timeout for curl in whole milliseconds, at least 1 (0 would mean "no timeout").
 private func milliseconds(_ duration: Duration) -> Int {
-    let (seconds, attoseconds) = duration.components
-    let total = seconds.multipliedReportingOverflow(by: 1000)
-    guard !total.overflow, seconds >= 0 else { return seconds < 0 ? 1 : Int.max }
-    return max(1, Int(total.partialValue + attoseconds / 1_000_000_000_000_000))
+    Int(clamping: max(1, duration.wholeMilliseconds))
 }
 
 extension StringProtocol {

@@ -72,10 +72,3 @@ public struct Backoff: Sendable, Hashable {
         return .milliseconds(Int64.random(in: (milliseconds / 2)...milliseconds, using: &generator))
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    public var wholeMilliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
-    }
-}

@@ -313,6 +313,27 @@ public struct LocatedJSONParser {
     }
 }
 
+/// Bytes written as pairs of ASCII hex digits (`1E7800`); with `separators`, a space, `:` or `-` may stand
+/// between bytes (`1E 78:00`), never inside one. nil when anything else is in the text; empty text is no bytes.
+public func hexBytes(_ text: String, separators: Bool = false) -> [UInt8]? {
+    var bytes: [UInt8] = []
+    var high: UInt8?
+    for byte in text.utf8 {
+        if separators, byte == UInt8(ascii: " ") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "-") {
+            if high != nil { return nil }
+            continue
+        }
+        guard let digit = hexDigitValue(byte) else { return nil }
+        if let first = high {
+            bytes.append(first << 4 | digit)
+            high = nil
+        } else {
+            high = digit
+        }
+    }
+    return high == nil ? bytes : nil
+}
+
 /// The value of one ASCII hex digit, or nil for any other byte.
 public func hexDigitValue(_ byte: UInt8) -> UInt8? {
     switch byte {

@@ -64,7 +64,7 @@ extension Reading {
         let clockCheck = try object.optional("clockCheck").map { value throws(ReadingJSONError) in try Self.clockCheck(value) }
         let device = try Self.deviceIdentity(try object.required("device"))
         let rawText = try object.string("raw")
-        guard let raw = parseHexBytes(rawText) else { throw object.error("raw", "expected hex digits in pairs") }
+        guard let raw = hexBytes(rawText) else { throw object.error("raw", "expected hex digits in pairs") }
         try object.finish()
         self.init(kind: kind, values: values, deviceTime: deviceTime, receivedAt: receivedAt, device: device,
                   userSlot: userSlot, status: status, statusBits: statusBits, sensorContact: sensorContact,
@@ -357,17 +357,3 @@ func parseHex16(_ text: Substring) -> UInt16? {
     return UInt16(text, radix: 16)
 }
 
-/// Bytes from hex digits in pairs, any case; nil for an odd count or a non-hex character.
-func parseHexBytes(_ text: String) -> [UInt8]? {
-    let utf8 = Array(text.utf8)
-    guard utf8.count % 2 == 0 else { return nil }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(utf8.count / 2)
-    var index = 0
-    while index < utf8.count {
-        guard let high = hexDigitValue(utf8[index]), let low = hexDigitValue(utf8[index + 1]) else { return nil }
-        bytes.append(high << 4 | low)
-        index += 2
-    }
-    return bytes
-}

@@ -140,3 +140,31 @@ struct JSONValueTests {
         #expect(parsed?["c"] as? String == "\u{01}é")
     }
 }
+
+@Suite("durations in milliseconds")
+struct DurationMillisecondsTests {
+    @Test("rounding down or up, and saturating instead of overflowing")
+    func milliseconds() {
+        #expect(Duration.milliseconds(1500).wholeMilliseconds == 1500)
+        #expect(Duration.microseconds(1500).wholeMilliseconds == 1)
+        #expect(Duration.microseconds(1500).milliseconds(roundingUp: true) == 2)
+        #expect(Duration.milliseconds(2).milliseconds(roundingUp: true) == 2)
+        #expect(Duration.seconds(-3).wholeMilliseconds == -3000)
+        #expect(Duration.seconds(Int64.max).wholeMilliseconds == Int64.max)
+        #expect(Duration.seconds(Int64.min).wholeMilliseconds == Int64.min)
+    }
+}
+
+@Suite("hex bytes")
+struct HexBytesTests {
+    @Test("pairs of ASCII digits; separators only between bytes, and only when allowed")
+    func parsing() {
+        #expect(hexBytes("1E7800") == [0x1E, 0x78, 0x00])
+        #expect(hexBytes("") == [])
+        #expect(hexBytes("1E 78") == nil)
+        #expect(hexBytes("1E 78:00-ff", separators: true) == [0x1E, 0x78, 0x00, 0xFF])
+        #expect(hexBytes("1 E78", separators: true) == nil)
+        #expect(hexBytes("1E7", separators: true) == nil)
+        #expect(hexBytes("\u{FF11}E") == nil)
+    }
+}

@@ -99,8 +99,7 @@ final class DeviceManager: Sendable {
             return state.devices.values.compactMap(\.session)
         }
         sessions.forEach { $0.stop() }
-        let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
-        if sessionsDone.wait(timeout: .now() + seconds) == .timedOut {
+        if sessionsDone.wait(timeout: .now() + .milliseconds(Int(clamping: limit.wholeMilliseconds))) == .timedOut {
             log.warning("devices: a session did not stop within \(limit); its port is closed when the process exits")
         }
     }
