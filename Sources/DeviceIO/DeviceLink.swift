@@ -48,8 +48,8 @@ public enum DeviceLinks {
         case .rfcomm:
             throw DeviceIOError(operation: "open", path: path,
                                 fix: "this profile uses Bluetooth Classic (rfcomm), which is connected by the device's address, not opened "
-                                    + "as a device node; use DeviceLinks.connect(address:transport:timeout:cancellation:) (the daemon's "
-                                    + "configured Bluetooth Classic devices)")
+                                    + "as a device node; use DeviceLinks.connect(address:transport:timeout:cancellation:), as the daemon does "
+                                    + "for its configured Bluetooth Classic devices (issue #6)")
         }
     }
 
