@@ -202,6 +202,12 @@ class ClassicHubController(Controller):
     def on_hci_delete_stored_link_key_command(self, _command):
         return hci.HCI_Delete_Stored_Link_Key_ReturnParameters(status=hci.HCI_SUCCESS, num_keys_deleted=0)
 
+    def on_hci_read_clock_offset_command(self, command):
+        # Listed as supported by Bumble but unhandled: answer with a status, then the completion event.
+        self._send_hci_command_status(hci.HCI_COMMAND_STATUS_PENDING, command.op_code)
+        self.send_hci_packet(hci.HCI_Read_Clock_Offset_Complete_Event(
+            status=hci.HCI_SUCCESS, connection_handle=command.connection_handle, clock_offset=0))
+
 
 async def self_test(peripheral: SppPeripheral, link: LocalLink, lines: list[Line]) -> int:
     """A Bumble central on the same link connects over BR/EDR and plays the host side."""
