@@ -105,6 +105,36 @@ struct ClassicDeviceManagerTests {
         #expect(totals.failedConnections == 0)
     }
 
+    @Test("the shipped CMS50EW (rfcomm) profile through the manager: what Replay reads is stored, the device's silence ends the session")
+    func shippedRFCOMMProfile() async throws {
+        let file = RepositoryPaths.root.appendingPathComponent("DeviceProfiles/contec/cms50ew.json").path
+        let profile = try ProfileLoader.load(file: file, expectedID: "contec/cms50ew")
+        guard case .rfcomm(let settings) = profile.transport else { throw TestFailure("the CMS50EW profile is not an rfcomm profile") }
+        #expect(settings.channel == 1)
+        let captureFile = try #require(ProfileCatalog.captures(for: profile).first { $0.hasSuffix("/headrotor-cms50dplus-same-protocol.capture") })
+        let capture = try Capture.load(file: captureFile)
+        let replay = Replay.run(capture, profile: profile)
+        try #require(replay.scriptDifferences.isEmpty && replay.readings.count == 1)
+        let outbox = try Self.outbox()
+        // The pseudo-terminal stands in for the RFCOMM socket: a byte stream at the rate the profile's line had.
+        let connector = ScriptedConnector([.play(capture, profile: profile, settings: SerialSettings(baud: 115200), fault: .none)])
+        let pauses = PauseLog()
+        let manager = Self.manager([(Self.address, profile)], outbox: outbox, connector: connector, pauses: pauses)
+        defer { connector.stopPlayers() }
+
+        try manager.start()
+        // The stream ends after 5 s of silence (the profile's silenceMs): then a pause and a second connect.
+        let reconnected = await Self.eventually { connector.calls >= 2 }
+        #expect(manager.stop(waitingUpTo: .seconds(30)))
+
+        #expect(reconnected)
+        // Ended "stopped answering" after storing a new reading: the backoff starts at 1 s.
+        #expect(pauses.delays == [.seconds(1)])
+        let stored = try outbox.readings(in: .pending, limit: 10)
+        #expect(stored.map(\.reading.values) == replay.readings.map(\.values))
+        #expect(stored.map(\.reading.device.bluetoothAddress) == [Self.address])
+    }
+
     @Test("failed connections back off 1 s, 2 s, 4 s… up to 1 min")
     func backoffAfterFailures() async throws {
         let (_, rfcomm, _) = try Self.finishingProfiles()
@@ -187,22 +217,22 @@ struct ClassicDeviceManagerTests {
 
     @Test("stop while a session streams: the session stops, no pause follows")
     func stopWhileStreaming() async throws {
-        let (serial, rfcomm, capture) = try Self.streamingProfiles()
-        guard case .serial(let settings) = serial.transport else { throw TestFailure("the Contec profile is not a serial profile") }
+        let (_, rfcomm, _) = try Self.streamingProfiles()
         let outbox = try Self.outbox()
-        let connector = ScriptedConnector([.play(capture, profile: serial, settings: settings, fault: .none)])
+        // A device that never falls silent (a real CMS50D+ packet, MarkMLl's "Nominal operation"): only the
+        // stop can end its session.
+        let connector = ScriptedConnector([.stream([0x01, 0xE0, 0x85, 0xD5, 0x9A, 0xBD, 0xE3, 0xFF, 0xFF])])
         let pauses = PauseLog()
         let manager = Self.manager([(Self.address, rfcomm)], outbox: outbox, connector: connector, pauses: pauses)
-        defer { connector.stopPlayers() }
 
         try manager.start()
-        // The first reading is stored from the first packets; the stream then goes on for seconds.
         #expect(await Self.eventually { ((try? outbox.readings(in: .pending, limit: 10).count) ?? 0) >= 1 })
         #expect(manager.stop(waitingUpTo: .seconds(30)))
 
         #expect(pauses.delays.isEmpty)
         #expect(connector.calls == 1)
         #expect(manager.currentTotals.sessions == 1)
+        #expect(manager.currentTotals.readings >= 1)
     }
 
     @Test("a device whose profile is not rfcomm is not used, and an address listed twice is connected once")
@@ -257,6 +287,8 @@ final class ScriptedConnector: Sendable {
     enum Step: Sendable {
         case fail(Int32)
         case play(Capture, profile: DeviceProfile, settings: SerialSettings, fault: FaultMode)
+        /// A link that sends these bytes on every read until it is interrupted or closed.
+        case stream([UInt8])
     }
 
     private let steps: Mutex<[Step]>
@@ -286,6 +318,8 @@ final class ScriptedConnector: Sendable {
         switch step {
         case .fail(let code):
             throw DeviceIOError(operation: "connect", path: path, code: code, fix: "scripted by the test")
+        case .stream(let bytes):
+            return EndlessLink(path: path, bytes: bytes)
         case .play(let capture, let profile, let settings, let fault):
             do {
                 let terminal = try PseudoTerminal()
@@ -305,6 +339,34 @@ final class ScriptedConnector: Sendable {
     }
 
     func stopPlayers() { players.withLock { $0.forEach { $0.stop() } } }
+}
+
+/// A device that never stops sending: every read gives the same bytes (after a millisecond, so the session
+/// does not spin), until an interrupt or close. Writes (keep-alives) are taken.
+final class EndlessLink: DeviceLink {
+    let path: String
+    let bytes: [UInt8]
+    private let state = Mutex((interrupted: false, closed: false))
+
+    init(path: String, bytes: [UInt8]) {
+        self.path = path
+        self.bytes = bytes
+    }
+
+    func read(timeout: Duration?) throws(DeviceIOError) -> LinkInput {
+        let (interrupted, closed) = state.withLock { state in
+            defer { state.interrupted = false }
+            return (state.interrupted, state.closed)
+        }
+        if closed { throw DeviceIOError(operation: "read", path: path, fix: "the port was closed; open it again") }
+        if interrupted { return .interrupted }
+        usleep(1000)
+        return .bytes(bytes)
+    }
+
+    func write(_ bytes: [UInt8]) throws(DeviceIOError) {}
+    func interrupt() { state.withLock { $0.interrupted = true } }
+    func close() { state.withLock { $0.closed = true } }
 }
 
 /// Records the manager's pauses instead of waiting them; from the `blockAfter`th on, waits for the
