@@ -114,7 +114,8 @@ public struct HeartRateWindows: Sendable {
         let at = time.unixMilliseconds
         if at >= open.end { return close(endingAt: open.end) }
         // Never before a sample it holds: a caller's clock read just before the last sample arrived.
-        return close(endingAt: max(at, open.latestSampleAt), endOffsetSeconds: time.utcOffsetSeconds)
+        let offset = Self.plausibleOffsetSeconds.contains(time.utcOffsetSeconds) ? time.utcOffsetSeconds : nil
+        return close(endingAt: max(at, open.latestSampleAt), endOffsetSeconds: offset)
     }
 
     /// For timers: emits the open window only if it has ended by `time`, never cutting one short, so a timer
