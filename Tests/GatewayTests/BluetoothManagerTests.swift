@@ -278,4 +278,23 @@ struct BluetoothManagerTests {
         #expect(h.central.log.withLock { $0.subscriptions }.isEmpty)
         #expect(try h.stored().isEmpty)
     }
+
+    @Test("a heart-rate strap's notifications become one windowed reading, not one reading each")
+    func heartRateWindows() throws {
+        // Polar H7 notifications (Stack Overflow 25456359, the heart-rate profile's capture): 77 and 78 bpm with R-R.
+        let strap = EUI48("00:22:D0:00:00:07")!
+        let values: [[UInt8]] = [[0x16, 0x4D, 0x16, 0x03], [0x16, 0x4E, 0x1B, 0x03, 0x12, 0x03], [0x16, 0x4D, 0x16, 0x03]]
+        let h = try harness([strap: .init(tree: [BLECharacteristicInfo(service: "180D", uuid: "2A37", flags: ["notify"])],
+                                          onSubscribe: ["2A37": values], disconnectAfterValues: true)], windowSeconds: 60)
+        defer { h.manager.stop(waitingUpTo: .seconds(5)) }
+        h.central.advertise(BLEDeviceInfo(address: strap, name: "Polar H7", serviceUUIDs: ["180D"], trusted: true))
+        try h.waitFor("the session's end") { h.manager.currentTotals.sessions == 1 && h.manager.currentTotals.readings > 0 }
+        try h.waitFor("the stored window") { try h.stored().count == 1 }
+        let reading = try #require(try h.stored().first).reading
+        let window = try #require(reading.window)
+        #expect(window.sampleCount == 3)
+        #expect(window.minimum.value == .number(DecimalValue(mantissa: 77, exponent: 0)))
+        #expect(window.maximum.value == .number(DecimalValue(mantissa: 78, exponent: 0)))
+        #expect(reading.kind == .heartRate)
+    }
 }

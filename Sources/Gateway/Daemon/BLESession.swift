@@ -128,7 +128,7 @@ final class BLESession: Sendable {
 
         let identity = DeviceIdentity(bluetoothAddress: c.address, manufacturer: c.profile.vendor, model: c.profile.model)
         var engine = c.profile.engine.makeSession(device: identity, profileID: c.profile.id)
-        var windows = HeartRateWindowing(seconds: c.settings.heartRateWindowSeconds)
+        var windows = HeartRateWindowing(seconds: c.settings.heartRateWindowSeconds, now: c.now)
 
         /// Stores readings (commit first); false when the Outbox refused them.
         func store(_ readings: [Reading]) -> Bool {
@@ -149,7 +149,7 @@ final class BLESession: Sendable {
                 switch event {
                 case .reading(var reading):
                     if reading.deviceTime != nil, reading.clockCheck == nil { reading.clockCheck = clock.lastCheck }
-                    readings += windows.add(reading, now: c.now())
+                    readings += windows.add(reading)
                 case .problem:
                     outcome.problems += 1
                 case .send(let bytes, let channel):
@@ -205,7 +205,7 @@ final class BLESession: Sendable {
                 if let wait = engine.timeoutMilliseconds, wait >= 0, ContinuousClock.now >= lastValue + .milliseconds(wait) {
                     guard handle(engine.timeout(at: c.now())) else { break loop }
                 }
-                guard store(windows.closeDue(now: c.now())) else { break loop }
+                guard store(windows.closeDue()) else { break loop }
                 if clock.wantsSet, ContinuousClock.now >= quietEnds { clock.set() }
                 continue
             }
@@ -226,7 +226,7 @@ final class BLESession: Sendable {
             }
         }
         // A window cut short by the end of the connection is stored with what it has.
-        if case .storeFailed = outcome.end {} else if !store(windows.flush(now: c.now())) {}
+        if case .storeFailed = outcome.end {} else { _ = store(windows.flush()) }
         if case .disconnected = outcome.end {} else { c.central.disconnect(c.address) }
         outcome.newReadings = c.sink.newReadings
         return outcome

@@ -1,4 +1,5 @@
 import ProfileCatalog
+import ProfileEngine
 import VitalModel
 
 /// The `bluetooth` section of the daemon's configuration.
@@ -43,7 +44,7 @@ public struct BluetoothSettings: Sendable, Hashable {
         }
         settings.connectTimeout = .seconds(try section.int("connectTimeoutSeconds", in: 5...300) ?? 30)
         if var heartRate = try section.object("heartRate") {
-            settings.heartRateWindowSeconds = try heartRate.int("windowSeconds", in: 0...86_400) ?? 60
+            settings.heartRateWindowSeconds = try heartRate.int("windowSeconds", in: HeartRateWindows.windowSecondsRange) ?? HeartRateWindows.defaultWindowSeconds
             try heartRate.finish()
         }
         for (item, path) in try section.array("classic") ?? [] {
