@@ -1,4 +1,5 @@
 import ProfileCatalog
+import VitalModel
 
 /// What one ``DeviceLink/read(timeout:)`` gave.
 public enum LinkInput: Sendable, Hashable {
@@ -41,9 +42,27 @@ public enum DeviceLinks {
             return try SerialPort.open(path: path, settings: settings)
         case .hidraw(let settings):
             return try HidrawPort.open(path: path, settings: settings)
-        case .ble, .rfcomm:
+        case .ble:
             throw DeviceIOError(operation: "open", path: path,
-                                fix: "this profile uses Bluetooth (\(transport.name)), which is not opened as a device node; Bluetooth sessions come with issue #6")
+                                fix: "this profile uses Bluetooth LE, which is not opened as a device node; Bluetooth LE sessions come with issue #6")
+        case .rfcomm:
+            throw DeviceIOError(operation: "open", path: path,
+                                fix: "this profile uses Bluetooth Classic (rfcomm), which is connected by the device's address, not opened "
+                                    + "as a device node; use DeviceLinks.connect(address:transport:timeout:cancellation:), as the daemon does "
+                                    + "for its configured Bluetooth Classic devices (issue #6)")
         }
+    }
+
+    /// Connects to a Bluetooth Classic device at `address` the way an `rfcomm` transport says, as an
+    /// ``RfcommLink``, waiting at most `timeout`; `cancellation` ends the wait early. Other transports
+    /// are refused: they are opened by device node (``open(path:transport:)``) or through BlueZ (LE).
+    public static func connect(address: EUI48, transport: Transport, timeout: Duration,
+                               cancellation: LinkCancellation? = nil) throws(DeviceIOError) -> any DeviceLink {
+        guard case .rfcomm(let settings) = transport else {
+            throw DeviceIOError(operation: "connect", path: "bluetooth:" + hexString(address.bytes, separator: ":"),
+                                fix: "this profile's transport is \(transport.name), not rfcomm; give a Bluetooth Classic device a profile with "
+                                    + "\"transport\": {\"rfcomm\": {\"channel\": N}}")
+        }
+        return try RfcommLink.connect(address: address, channel: settings.channel, timeout: timeout, cancellation: cancellation)
     }
 }

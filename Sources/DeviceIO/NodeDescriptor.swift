@@ -4,14 +4,24 @@ import VitalModel
 import Glibc
 #endif
 
-/// The descriptor of an open device node, shared by ``SerialPort`` and ``HidrawPort``: poll-based reads
-/// that a self-pipe can interrupt, complete writes with a time limit, and a close that is safe while
-/// another thread is blocked in a read.
+/// The descriptor of an open device node or connected stream socket, shared by ``SerialPort``,
+/// ``HidrawPort`` and ``RfcommLink``: poll-based reads that a self-pipe can interrupt, complete writes
+/// with a time limit, and a close that is safe while another thread is blocked in a read.
 ///
 /// The descriptor is closed only once no read or write is using it, so a number the kernel hands out
 /// again can never be polled or written by mistake.
 final class NodeDescriptor: Sendable {
+    /// What the descriptor is: it decides which errors mean "the device went away" and how bytes are written.
+    enum Kind: Sendable {
+        /// A tty or hidraw node: the kernel reports a vanished device as EIO, ENODEV or ENXIO.
+        case deviceNode
+        /// A connected stream socket (RFCOMM): the peer hanging up or the radio link dropping comes as
+        /// ECONNRESET, ENOTCONN, EPIPE, ETIMEDOUT, EHOSTDOWN or ECONNABORTED, and writes must not raise SIGPIPE.
+        case socket
+    }
+
     let path: String
+    let kind: Kind
     /// Read end of the self-pipe; in every poll of a read.
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -33,7 +43,7 @@ final class NodeDescriptor: Sendable {
     static let disconnectFix = "the device was unplugged, switched off or hung up; reconnect it and the session starts again"
 
     /// Takes ownership of `descriptor` (closed on failure too).
-    init(path: String, descriptor: Int32) throws(DeviceIOError) {
+    init(path: String, descriptor: Int32, kind: Kind = .deviceNode) throws(DeviceIOError) {
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else {
             let code = errno
@@ -45,6 +55,7 @@ final class NodeDescriptor: Sendable {
             _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
         }
         self.path = path
+        self.kind = kind
         self.wakeRead = ends[0]
         self.wakeWrite = ends[1]
         self.state = Mutex(State(descriptor: descriptor))
@@ -149,7 +160,10 @@ final class NodeDescriptor: Sendable {
                     continue
                 }
                 if revents & Int16(POLLHUP | POLLERR) != 0 {
-                    throw DeviceIOError(operation: "poll", path: path, fix: Self.disconnectFix, isDisconnect: true)
+                    // A socket says why (SO_ERROR): a reset, or a radio link that timed out.
+                    let code = kind == .socket ? Self.pendingSocketError(descriptor) : 0
+                    throw DeviceIOError(operation: code == 0 ? "poll" : "read", path: path, code: code, fix: Self.disconnectFix,
+                                        isDisconnect: true)
                 }
             }
         }
@@ -166,11 +180,12 @@ final class NodeDescriptor: Sendable {
                 throw DeviceIOError(operation: "read", path: path, fix: Self.disconnectFix, isDisconnect: true)
             }
             let code = errno
+            if isDisconnect(code) {
+                throw .system("read", path: path, code: code, fix: Self.disconnectFix, isDisconnect: true)
+            }
             switch code {
             case EINTR: continue
             case EAGAIN: return nil
-            case EIO, ENODEV, ENXIO:
-                throw .system("read", path: path, code: code, fix: Self.disconnectFix, isDisconnect: true)
             default:
                 throw .system("read", path: path, code: code, fix: "check the device and its cable; if it persists, unplug and replug it")
             }
@@ -196,17 +211,18 @@ final class NodeDescriptor: Sendable {
             let deadline = clock.now.advanced(by: Self.writeLimit)
             var offset = 0
             while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+                let written = bytes[offset...].withUnsafeBytes { writeOnce(descriptor, $0) }
                 if written > 0 {
                     offset += written
                     continue
                 }
                 let code = written < 0 ? errno : EAGAIN
+                if isDisconnect(code) {
+                    throw .system("write", path: path, code: code, fix: Self.disconnectFix, isDisconnect: true)
+                }
                 switch code {
                 case EINTR: continue
                 case EAGAIN: break
-                case EIO, ENODEV, ENXIO, EPIPE:
-                    throw .system("write", path: path, code: code, fix: Self.disconnectFix, isDisconnect: true)
                 default:
                     throw .system("write", path: path, code: code, fix: "check the device and its cable; if it persists, unplug and replug it")
                 }
@@ -225,6 +241,31 @@ final class NodeDescriptor: Sendable {
                 }
             }
         }
+    }
+
+    /// One write(2), or send(2) without SIGPIPE on a socket: a peer that hung up must end the session,
+    /// not the process.
+    private func writeOnce(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        switch kind {
+        case .deviceNode: Glibc.write(descriptor, bytes.baseAddress, bytes.count)
+        case .socket: Glibc.send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        }
+    }
+
+    /// Whether `code` from a read or write means the device is gone.
+    func isDisconnect(_ code: Int32) -> Bool {
+        switch kind {
+        case .deviceNode: [EIO, ENODEV, ENXIO, EPIPE].contains(code)
+        case .socket: [ECONNRESET, ENOTCONN, EPIPE, ETIMEDOUT, EHOSTDOWN, ECONNABORTED, EIO].contains(code)
+        }
+    }
+
+    /// The error a socket has pending (SO_ERROR), 0 when none or when it cannot be read.
+    static func pendingSocketError(_ descriptor: Int32) -> Int32 {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else { return 0 }
+        return error
     }
 
     // MARK: Time

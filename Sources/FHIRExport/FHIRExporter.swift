@@ -126,6 +126,8 @@ struct ObservationBuilder {
         return observation(type: value.type, profile: "PhdNumericObservation", vitalProfile: vital,
                            bodySite: reading.bodySite, unit: value.unit) { members in
             members += valueMembers(value)
+            let statistics = windowStatistics(for: value, hasValue: members.contains { $0.0 == "valueQuantity" })
+            if !statistics.isEmpty { members.append(("component", .array(statistics))) }
         }
     }
 
@@ -190,7 +192,8 @@ struct ObservationBuilder {
                      unit: MeasurementUnit? = nil, body: (inout [(String, JSONValue)]) -> Void) -> FHIREntry {
         let status = reading.status
         let identifier = PHDObservationIdentifier(device: devicePart, patient: subject.identifierPart, type: type.mdc!,
-                                                  timestamp: timing.identifierTimestamp).description
+                                                  timestamp: timing.identifierTimestamp,
+                                                  duration: timing.identifierDuration).description
         var members: [(String, JSONValue)] = [("resourceType", "Observation")]
         var meta: [(String, JSONValue)] = []
         if claimProfiles {
@@ -221,7 +224,11 @@ struct ObservationBuilder {
         members.append(("category", .array(categories)))
         members.append(("code", code(type, unit: unit)))
         members.append(("subject", subjectReference))
-        members.append(("effectiveDateTime", .string(timing.effective)))
+        if let end = timing.periodEnd {
+            members.append(("effectivePeriod", ["start": .string(timing.effective), "end": .string(end)]))
+        } else {
+            members.append(("effectiveDateTime", .string(timing.effective)))
+        }
         let interpretations = interpretationCodes
         if !interpretations.isEmpty {
             members.append(("interpretation", .array(interpretations.map {

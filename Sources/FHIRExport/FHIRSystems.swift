@@ -6,6 +6,8 @@ enum FHIRSystems {
     static let phdObservationIdentifier = phd + "PhdBaseObservation"
     static let phdCategory = "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories"
     static let observationCategory = "http://terminology.hl7.org/CodeSystem/observation-category"
+    /// R4 StatisticsCode (`average`, `minimum`, `maximum`, `count`...), as `Observation/$stats` uses it.
+    static let observationStatistics = "http://terminology.hl7.org/CodeSystem/observation-statistics"
     static let gatewayDeviceExtension = "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice"
     static let coincidentTimeStampExtension = phd + "CoincidentTimeStampReference"
     static let dataAbsentReason = "http://terminology.hl7.org/CodeSystem/data-absent-reason"

@@ -57,6 +57,14 @@ public struct PHDObservationIdentifier: Sendable, Hashable, CustomStringConverti
                   utcOffsetQuarterHours: hub.utcOffsetSeconds / 900)
     }
 
+    /// The duration part for a measurement over a period, at the millisecond resolution of hub times:
+    /// `60.000` for a minute (`GeneratingtheTimeStampPartIdentifier.md`: "..1.000" for 1 s in milliseconds).
+    public static func duration(milliseconds: Int64) -> String {
+        let (seconds, remainder) = max(0, milliseconds).quotientAndRemainder(dividingBy: 1000)
+        let fraction = String(remainder)
+        return String(seconds) + "." + String(repeating: "0", count: 3 - fraction.count) + fraction
+    }
+
     /// The device part for `device`, or nil when the device has no identity the recipe can use.
     public static func devicePart(_ device: DeviceIdentity) -> String? {
         if let systemID = device.systemID { return systemID.compactHex }

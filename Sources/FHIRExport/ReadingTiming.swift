@@ -3,10 +3,14 @@ import VitalModel
 /// When a reading happened on the hub's timeline, what its identifier's timestamp part is, and whether a
 /// Coincident Timestamp records a device clock check (PHD IG 2.0 time handling, fhir-mapping.md §1.8).
 struct ReadingTiming {
-    /// `effectiveDateTime`.
+    /// `effectiveDateTime`; for a windowed reading, its `effectivePeriod.start`.
     var effective: String
+    /// `effectivePeriod.end` of a windowed reading; nil for a reading at one instant.
+    var periodEnd: String?
     /// The PHD identifier's timestamp part: always the device's own time when it sent one.
     var identifierTimestamp: String
+    /// The PHD identifier's duration part (`..` and this): the length of `effectivePeriod`.
+    var identifierDuration: String?
     /// The device clock check to publish as a PhdCoincidentTimeStampObservation.
     var coincident: DeviceClockCheck?
     /// Said in `Observation.note` when the effective time is not the device's.
@@ -14,10 +18,20 @@ struct ReadingTiming {
 
     /// With `identifyByReceipt`, the identifier takes the hub's receive time even when the device sent its own:
     /// for a reading whose device time collided with a different reading's (a clock that did not advance), so
-    /// that the server keeps both.
+    /// that the server keeps both. A windowed reading is received at its end, so its identifier then starts
+    /// there instead of at the window's start.
     init(_ reading: Reading, identifyByReceipt: Bool = false) {
         let hubOffset = reading.receivedAt.utcOffsetSeconds
         let received = Self.render(reading.receivedAt.localTime, offsetSeconds: hubOffset)
+        if let window = reading.window {
+            // Samples summarised on the hub's clock (a heart-rate strap sends no time): the period is the window,
+            // and the identifier is its start and duration, so the same window always gets the same identifier.
+            effective = Self.render(window.start.localTime, offsetSeconds: window.start.utcOffsetSeconds)
+            periodEnd = Self.render(window.end.localTime, offsetSeconds: window.end.utcOffsetSeconds)
+            identifierTimestamp = PHDObservationIdentifier.timestamp(receivedAt: identifyByReceipt ? reading.receivedAt : window.start)
+            identifierDuration = PHDObservationIdentifier.duration(milliseconds: window.durationMilliseconds)
+            return
+        }
         guard let stamp = reading.deviceTime else {
             effective = received
             identifierTimestamp = PHDObservationIdentifier.timestamp(receivedAt: reading.receivedAt)

@@ -6,11 +6,13 @@ import VitalModel
 /// time; the patient is attached to the row, not the key), so two rows with one base key would upload
 /// under one identifier and the server would keep only one of them. The device is named by its System
 /// ID, else Bluetooth address, else USB vendor:product:serial (else profile, model and serial number); the
-/// time is the device's own timestamp when it sent one (a re-sent record keeps it), else the hub's receive
-/// instant in milliseconds (then only an exact re-delivery matches).
+/// time is, for a reading that summarises a window of samples, the window's start and end instants in
+/// milliseconds (as its identifier has the start and the duration: windows of one device differ in one of
+/// them); else the device's own timestamp when it sent one (a re-sent record keeps it); else the hub's
+/// receive instant in milliseconds (then only an exact re-delivery matches).
 ///
-/// A row with the same base key is the same reading only when its values, user slot and sequence number
-/// are equal too. Otherwise it is another reading that a device clock which did not advance gave the same
+/// A row with the same base key is the same reading only when its values, user slot, sequence number and
+/// window (sample counts, minimum, maximum) are equal too. Otherwise it is another reading that a device clock which did not advance gave the same
 /// time: it is stored under a collision key, the base key with `#rx:` and its receive instant, and uploaded
 /// with an identifier made from the receive time (``isCollision(_:)``). Free text is percent-escaped so
 /// `#` and `|` never occur in the base key.
@@ -29,7 +31,9 @@ enum DedupeKey {
                 + escape(device.serialNumber ?? "")
         }
         let timePart: String
-        if let stamp = reading.deviceTime {
+        if let window = reading.window {
+            timePart = "win:" + String(window.start.unixMilliseconds) + ".." + String(window.end.unixMilliseconds)
+        } else if let stamp = reading.deviceTime {
             timePart = "dt:" + stamp.time.iso8601(includeMilliseconds: stamp.resolution == .millisecond)
                 + (stamp.utcOffsetQuarterHours.map { formatUTCOffset(seconds: $0 * 900) } ?? "")
         } else {
@@ -39,10 +43,10 @@ enum DedupeKey {
     }
 
     /// True when a stored reading's JSON is the same reading as `json` (same base key assumed): the same
-    /// values, user slot and sequence number. Receive time, subject and everything else may differ (a
+    /// values, user slot, sequence number and window. Receive time, subject and everything else may differ (a
     /// device re-sends its stored records in a later session).
     static func isSameReading(stored: JSONValue, as json: JSONValue) -> Bool {
-        ["values", "userSlot", "sequenceNumber"].allSatisfy { member in
+        ["values", "userSlot", "sequenceNumber", "window"].allSatisfy { member in
             // `null` and absent are the same: the writer omits some members when they are nil.
             (stored[member] ?? .null) == (json[member] ?? .null)
         }

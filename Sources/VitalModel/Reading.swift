@@ -173,12 +173,16 @@ public struct Reading: Sendable, Hashable {
     /// The device's record number for this reading (Bluetooth glucose sequence number), used to download
     /// only newer records next time.
     public var sequenceNumber: Int?
+    /// Set when the reading summarises a window of a continuous sensor's samples (its first value is their
+    /// mean); nil for a reading the device sent as one measurement.
+    public var window: MeasurementWindow?
 
     public init(kind: MeasurementKind, values: [MeasuredValue], deviceTime: DeviceTimestamp? = nil,
                 receivedAt: HubTimestamp, device: DeviceIdentity, userSlot: Int? = nil,
                 status: MeasurementStatus = [], statusBits: [StatusBitField] = [],
                 sensorContact: SensorContact? = nil, clockCheck: DeviceClockCheck? = nil,
-                source: ReadingSource, raw: [UInt8], bodySite: BodySite? = nil, sequenceNumber: Int? = nil) {
+                source: ReadingSource, raw: [UInt8], bodySite: BodySite? = nil, sequenceNumber: Int? = nil,
+                window: MeasurementWindow? = nil) {
         self.kind = kind
         self.values = values
         self.deviceTime = deviceTime
@@ -193,6 +197,7 @@ public struct Reading: Sendable, Hashable {
         self.raw = raw
         self.bodySite = bodySite
         self.sequenceNumber = sequenceNumber
+        self.window = window
     }
 
     /// The first value of `type`, if the reading has one.

@@ -16,6 +16,7 @@ extension Reading {
         ]
         if let sensorContact { members.append(("sensorContact", .string(sensorContact.rawValue))) }
         if let sequenceNumber { members.append(("sequenceNumber", .int(sequenceNumber))) }
+        if let window { members.append(("window", Self.json(window))) }
         if let bodySite {
             var site: [(String, JSONValue)] = [("name", .string(bodySite.name))]
             if let code = bodySite.code { site += [("code", .int(code.code)), ("referenceID", .string(code.referenceID))] }
@@ -57,6 +58,19 @@ extension Reading {
         // one is said (only then, so the JSON of every other value is unchanged) for a lossless round trip.
         if case .number(let number) = value.value, number.exponent > 0 { members.append(("exponent", .int(number.exponent))) }
         return .object(members)
+    }
+
+    static func json(_ window: MeasurementWindow) -> JSONValue {
+        [
+            "start": json(window.start), "end": json(window.end),
+            "samples": .int(window.sampleCount), "excluded": .int(window.excludedSampleCount),
+            "minimum": json(window.minimum), "maximum": json(window.maximum),
+        ]
+    }
+
+    /// The form every hub time takes: local time with milliseconds and the offset, `2025-06-01T07:35:00.250+07:00`.
+    static func json(_ stamp: HubTimestamp) -> JSONValue {
+        .string(stamp.localTime.iso8601(includeMilliseconds: true) + formatUTCOffset(seconds: stamp.utcOffsetSeconds))
     }
 
     static func json(_ stamp: DeviceTimestamp) -> JSONValue {

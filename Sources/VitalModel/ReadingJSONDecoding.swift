@@ -55,6 +55,7 @@ extension Reading {
             return contact
         }
         let sequenceNumber = try object.optionalInteger("sequenceNumber")
+        let window = try object.optional("window").map { value throws(ReadingJSONError) in try Self.measurementWindow(value) }
         let bodySite = try object.optional("bodySite").map { value throws(ReadingJSONError) in try Self.bodySite(value) }
         var statusBits: [StatusBitField] = []
         if let value = object.optional("statusBits") {
@@ -69,7 +70,7 @@ extension Reading {
         self.init(kind: kind, values: values, deviceTime: deviceTime, receivedAt: receivedAt, device: device,
                   userSlot: userSlot, status: status, statusBits: statusBits, sensorContact: sensorContact,
                   clockCheck: clockCheck, source: ReadingSource(profileID: profile, frame: frame), raw: raw,
-                  bodySite: bodySite, sequenceNumber: sequenceNumber)
+                  bodySite: bodySite, sequenceNumber: sequenceNumber, window: window)
     }
 
     /// Rebuilds a reading from JSON text, as the Outbox stores it.
@@ -172,6 +173,25 @@ extension Reading {
             throw ReadingJSONError(path: path, problem: problem)
         }
         return stamp
+    }
+
+    static func measurementWindow(_ json: JSONValue) throws(ReadingJSONError) -> MeasurementWindow {
+        var object = try JSONObjectReader(json, path: "window")
+        let start = try hubTimestamp(try object.required("start"), path: "window.start")
+        let end = try hubTimestamp(try object.required("end"), path: "window.end")
+        guard end.unixMilliseconds >= start.unixMilliseconds else { throw object.error("end", "is before window.start") }
+        let samples = try object.integer("samples")
+        guard samples >= 1 else { throw object.error("samples", "must be 1 or more: a window without samples is never stored") }
+        let excluded = try object.integer("excluded")
+        guard excluded >= 0 else { throw object.error("excluded", "must not be negative") }
+        let minimum = try measuredValue(try object.required("minimum"), path: "window.minimum")
+        let maximum = try measuredValue(try object.required("maximum"), path: "window.maximum")
+        guard minimum.type == maximum.type, minimum.unit == maximum.unit else {
+            throw object.error("maximum", "must have the type and unit of window.minimum")
+        }
+        try object.finish()
+        return MeasurementWindow(start: start, end: end, sampleCount: samples, excludedSampleCount: excluded,
+                                 minimum: minimum, maximum: maximum)
     }
 
     static func bodySite(_ json: JSONValue) throws(ReadingJSONError) -> BodySite {

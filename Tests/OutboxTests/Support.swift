@@ -150,7 +150,17 @@ struct RandomReadings {
             raw: (0..<int(0...40)).map { _ in UInt8.random(in: 0...255, using: &generator) },
             bodySite: chance(30) ? BodySite(code: chance(50) ? MDCCode(UInt32.random(in: 0...UInt32.max, using: &generator), text()) : nil,
                                             name: text()) : nil,
-            sequenceNumber: chance(30) ? int(0...65_535) : nil)
+            sequenceNumber: chance(30) ? int(0...65_535) : nil, window: chance(20) ? window() : nil)
+    }
+
+    /// A window of up to an hour with a minimum and maximum of one type and unit, as summarised readings carry.
+    mutating func window() -> MeasurementWindow {
+        let start = hubTime()
+        let end = HubTimestamp(unixMilliseconds: start.unixMilliseconds + Int64(int(0...3_600_000)), utcOffsetSeconds: int(-18 * 60...18 * 60) * 60)
+        let type = pick(MeasurementType.all)
+        let unit = pick(type.units)
+        return MeasurementWindow(start: start, end: end, sampleCount: int(1...100_000), excludedSampleCount: int(0...100),
+                                 minimum: MeasuredValue(type, .number(decimal()), unit), maximum: MeasuredValue(type, .number(decimal()), unit))
     }
 }
 

@@ -1,3 +1,4 @@
+import DeviceIO
 import Foundation
 import Outbox
 import ProfileCatalog
@@ -87,7 +88,11 @@ public enum Daemon {
             return 74
         }
         worker.start()
-        let devices = startDevices(configuration, hubAddress: hubAddress, outbox: outbox, log: log, onStored: { worker.wake() })
+        let profiles = loadProfiles(configuration, log: log)
+        let devices = startDevices(configuration, profiles: profiles, hubAddress: hubAddress, outbox: outbox, log: log,
+                                   onStored: { worker.wake() })
+        let bluetooth = startBluetooth(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
+        let classic = startClassic(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
         notifySystemd("READY=1\nSTATUS=delivering readings")
         log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
 
@@ -104,6 +109,8 @@ public enum Daemon {
         notifySystemd("STOPPING=1")
         log.info("stopping: no new readings are taken; the upload in progress is abandoned and re-sent on the next start")
         devices?.stop(waitingUpTo: .seconds(3))
+        bluetooth?.stop(waitingUpTo: .seconds(3))
+        classic?.stop(waitingUpTo: .seconds(3))
         ingest.stop()
         worker.stop(waitingUpTo: .seconds(5))
         sources.forEach { $0.cancel() }
@@ -111,14 +118,9 @@ public enum Daemon {
         return 0
     }
 
-    /// Loads the profiles and starts udev discovery. A failure here leaves the daemon running: readings still
-    /// come in through the ingest socket and the queue still drains.
-    static func startDevices(_ configuration: DaemonConfiguration, hubAddress: EUI48?, outbox: Outbox, log: DaemonLog,
-                             onStored: @escaping @Sendable () -> Void) -> DeviceManager? {
-        guard configuration.discoverDevices else {
-            log.info("devices: discovery is off (devices.discover is false); readings come only through the ingest socket")
-            return nil
-        }
+    /// The device profiles, with every broken one logged and left out; nil when there are none to load.
+    static func loadProfiles(_ configuration: DaemonConfiguration, log: DaemonLog) -> [DeviceProfile]? {
+        guard configuration.discoverDevices || configuration.bluetooth.enabled || !configuration.bluetooth.classic.isEmpty else { return [] }
         guard let directory = configuration.profilesDirectory ?? ProfileCatalog.defaultDirectory() else {
             log.error("devices: no device profiles found, so no device is read. Fix: set devices.profiles in \(configuration.file) "
                 + "or VITALGATE_PROFILES")
@@ -128,15 +130,69 @@ public enum Daemon {
         for error in catalog.errors {
             log.warning("devices: profile disabled: \(error)")
         }
-        for id in configuration.serialBridgeProfiles.sorted() where catalog.profile(id) == nil {
+        return catalog.profiles
+    }
+
+    /// Starts udev discovery. A failure here leaves the daemon running: readings still come in through the ingest
+    /// socket and the queue still drains.
+    static func startDevices(_ configuration: DaemonConfiguration, profiles: [DeviceProfile]?, hubAddress: EUI48?, outbox: Outbox,
+                             log: DaemonLog, onStored: @escaping @Sendable () -> Void) -> DeviceManager? {
+        guard configuration.discoverDevices else {
+            log.info("devices: discovery is off (devices.discover is false); readings come only through the ingest socket")
+            return nil
+        }
+        guard let profiles else { return nil }
+        for id in configuration.serialBridgeProfiles.sorted() where !profiles.contains(where: { $0.id == id }) {
             log.warning("devices: devices.serialBridges names \"\(id)\", which is no loaded profile. Fix: use an id `vitalgate profile list` shows")
         }
-        let manager = DeviceManager(profiles: catalog.profiles, outbox: outbox, subject: configuration.owner,
+        let manager = DeviceManager(profiles: profiles, outbox: outbox, subject: configuration.owner,
                                     hubAddress: hubAddress,
                                     bridgeProfiles: configuration.serialBridgeProfiles, log: log,
                                     onStored: onStored)
         do { try manager.start() } catch {
             log.error("devices: discovery could not start: \(error); readings come only through the ingest socket")
+            return nil
+        }
+        return manager
+    }
+
+    /// The Bluetooth stack the daemon uses; replaced in tests.
+    nonisolated(unsafe) static var makeCentral: (@Sendable (BluetoothSettings) -> (any BLECentral)?) = { _ in nil }
+
+    /// Starts Bluetooth LE: adopted devices a profile claims are connected to. Without BlueZ the daemon goes on.
+    static func startBluetooth(_ configuration: DaemonConfiguration, profiles: [DeviceProfile]?, outbox: Outbox, log: DaemonLog,
+                               onStored: @escaping @Sendable () -> Void) -> BluetoothManager? {
+        guard configuration.bluetooth.enabled else {
+            log.info("bluetooth: off (bluetooth.enabled is false)")
+            return nil
+        }
+        guard let profiles, let central = makeCentral(configuration.bluetooth) else { return nil }
+        let manager = BluetoothManager(central: central, profiles: profiles, settings: configuration.bluetooth, outbox: outbox,
+                                       subject: configuration.owner, log: log, onStored: onStored)
+        do { try manager.start() } catch {
+            log.error("bluetooth: \(error); Bluetooth LE devices are not read until vitalgated restarts")
+            return nil
+        }
+        return manager
+    }
+
+    /// Starts the configured Bluetooth Classic serial devices.
+    static func startClassic(_ configuration: DaemonConfiguration, profiles: [DeviceProfile]?, outbox: Outbox, log: DaemonLog,
+                             onStored: @escaping @Sendable () -> Void) -> ClassicDeviceManager? {
+        let wanted = configuration.bluetooth.classic
+        guard !wanted.isEmpty, let profiles else { return nil }
+        var devices: [(address: EUI48, profile: DeviceProfile)] = []
+        for device in wanted {
+            guard let profile = profiles.first(where: { $0.id == device.profileID }) else {
+                log.error("bluetooth: bluetooth.classic names profile \"\(device.profileID)\" for \(device.address.bluetoothText), "
+                    + "which is no loaded profile. Fix: use an id `vitalgate profile list` shows")
+                continue
+            }
+            devices.append((device.address, profile))
+        }
+        let manager = ClassicDeviceManager(devices: devices, outbox: outbox, subject: configuration.owner, log: log, onStored: onStored)
+        do { try manager.start() } catch {
+            log.error("bluetooth: Classic devices: \(error)")
             return nil
         }
         return manager

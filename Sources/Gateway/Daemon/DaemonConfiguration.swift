@@ -41,6 +41,8 @@ public struct DaemonConfiguration: Sendable {
     /// Profiles allowed to open a generic USB-serial bridge (CP210x, PL2303, …) that they claim by the chip's
     /// ids alone: the operator says the device behind it is theirs.
     public var serialBridgeProfiles: Set<String>
+    /// Bluetooth LE through BlueZ, heart-rate windows, Bluetooth Classic serial devices.
+    public var bluetooth = BluetoothSettings()
 
     /// The Outbox database path.
     public var outboxPath: String { Self.outboxPath(in: stateDirectory) }
@@ -164,15 +166,18 @@ public struct DaemonConfiguration: Sendable {
             }
             try devices.finish()
         }
+        let bluetooth = try BluetoothSettings.parse(&top, file: file)
         try top.finish()
 
-        return DaemonConfiguration(
+        var configuration = DaemonConfiguration(
             stateDirectory: stateDirectory, file: file, baseURL: baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL,
             mode: mode, subjectStyle: subjectStyle, batchSize: batchSize, backoff: backoff, claimProfiles: claimProfiles,
             gatewayAddress: gatewayAddress, auth: auth, tls: tls, connectTimeout: connectTimeout, requestTimeout: requestTimeout,
             owner: owner, identifierSystems: identifierSystems, ingestSocket: ingestSocket, keepDelivered: keepDelivered,
             reservedFreeBytes: reserved, discoverDevices: discoverDevices, profilesDirectory: profilesDirectory,
             serialBridgeProfiles: serialBridgeProfiles)
+        configuration.bluetooth = bluetooth
+        return configuration
     }
 
     enum AuthKind: String, CaseIterable {

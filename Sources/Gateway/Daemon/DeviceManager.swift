@@ -50,7 +50,7 @@ final class DeviceManager: Sendable {
         var generation: Int
         var session: DeviceSession?
         var running = false
-        var failures = 0
+        var backoff = SessionBackoff()
     }
 
     /// Counters for logs and tests.
@@ -257,12 +257,11 @@ final class DeviceManager: Sendable {
             state.devices[syspath]?.running = false
             state.devices[syspath]?.session = nil
             guard retry, !state.stopping else {
-                state.devices[syspath]?.failures = 0
+                state.devices[syspath]?.backoff.reset()
                 return nil
             }
-            let failures = (progressed ? 0 : state.devices[syspath]?.failures ?? 0) + 1
-            state.devices[syspath]?.failures = failures
-            return min(60, 1 << min(failures - 1, 6))
+            let delay = state.devices[syspath]?.backoff.delay(afterFailure: progressed)
+            return delay.map { Int(clamping: $0.components.seconds) }
         }
         guard let delay else { return }
         log.info("devices: trying \(syspath.split(separator: "/").last.map(String.init) ?? syspath) again in \(delay) s")

@@ -1,0 +1,251 @@
+import DeviceIO
+import Dispatch
+import Foundation
+import Outbox
+import ProfileCatalog
+import Synchronization
+import VitalModel
+
+/// Bluetooth LE devices for the daemon: scans for the services the profiles claim, connects to the devices the
+/// operator adopted, and runs one ``BLESession`` per connected device on a thread of its own.
+///
+/// Which devices: only those BlueZ holds as trusted (`vitalgate bluetooth pair` pairs where the profile needs
+/// it and trusts), and that exactly one profile claims. A cuff in the neighbour's flat advertises the same
+/// Blood Pressure Service; connecting to it would put a stranger's readings into this household's record.
+///
+/// When: whenever BlueZ reports such a device (it advertised, or connected on its own) and no session runs
+/// for it. After a connection ends normally the next attempt waits a few seconds (the kernel keeps an LE
+/// link about 2 s after its last user, and a connect during that teardown hangs); after a failure the hub
+/// tries again by itself after 1 s, 2 s, 4 s… up to 1 min, whether or not BlueZ reports the device again
+/// (BlueZ reports a changed RSSI only beyond a threshold, so a device advertising steadily may say nothing).
+/// A session that stored readings new to the Outbox resets the backoff.
+final class BluetoothManager: Sendable {
+    private let central: any BLECentral
+    private let matcher: BLEMatcher
+    private let settings: BluetoothSettings
+    private let outbox: Outbox
+    private let subject: PatientIdentifier?
+    private let log: DaemonLog
+    private let onStored: @Sendable () -> Void
+    private let now: @Sendable () -> HubTimestamp
+    private let timing: Timing
+    private let state = Mutex(State())
+    private let sessionsDone = DispatchGroup()
+    /// Blocking calls made on behalf of events (scan after the adapter comes back), never on the event thread.
+    private let control = DispatchQueue(label: "vitalgate-bluetooth-control")
+
+    /// Waits the manager uses; tests shorten them.
+    struct Timing: Sendable {
+        /// After a normal disconnect, before connecting to the device again.
+        var reconnectDelay = Duration.seconds(3)
+        /// The first retry after a failure; doubles up to ``maximumBackoff``.
+        var initialBackoff = Duration.seconds(1)
+        var maximumBackoff = Duration.seconds(60)
+        /// How long a device must be quiet after its last value before the hub sets its clock.
+        var quietBeforeClockSet = Duration.seconds(3)
+    }
+
+    private struct Peer {
+        var info: BLEDeviceInfo
+        var session: BLESession?
+        var notBefore = ContinuousClock.now
+        var failures = 0
+        var retryScheduled = false
+        /// The profile decision last logged, so a device advertising every second is explained once.
+        var explained: String?
+    }
+
+    private struct State {
+        var peers: [EUI48: Peer] = [:]
+        var stopping = false
+    }
+
+    /// Counters for logs and tests.
+    struct Totals: Sendable, Hashable {
+        var sessions = 0
+        var readings = 0
+        var problems = 0
+        var failures = 0
+    }
+    private let totals = Mutex(Totals())
+    var currentTotals: Totals { totals.withLock { $0 } }
+
+    init(central: any BLECentral, profiles: [DeviceProfile], settings: BluetoothSettings, outbox: Outbox,
+         subject: PatientIdentifier?, log: DaemonLog, onStored: @escaping @Sendable () -> Void,
+         now: @escaping @Sendable () -> HubTimestamp = { HubTimestamp.now() }, timing: Timing = Timing()) {
+        self.central = central
+        self.matcher = BLEMatcher(profiles: profiles)
+        self.settings = settings
+        self.outbox = outbox
+        self.subject = subject
+        self.log = log
+        self.onStored = onStored
+        self.now = now
+        self.timing = timing
+    }
+
+    /// Registers the pairing agent, takes in the devices BlueZ knows, and starts scanning. A missing adapter is
+    /// not an error: scanning starts when one appears.
+    func start() throws(DeviceIOError) {
+        let policy = BLEPairingPolicy(capability: .noInputNoOutput, mayPair: { [self] address in mayPair(address) })
+        try central.start(pairing: policy, events: { [self] event in handle(event) })
+        let services = matcher.services
+        do {
+            try central.scan(services: services)
+            log.info("bluetooth: scanning for \(services.joined(separator: ", ")); connecting to trusted devices a profile claims")
+        } catch {
+            log.warning("bluetooth: cannot scan yet: \(error)")
+        }
+    }
+
+    /// Ends every session, waiting up to `limit`, then lets go of BlueZ.
+    func stop(waitingUpTo limit: Duration) {
+        let sessions = state.withLock { state -> [BLESession] in
+            state.stopping = true
+            return state.peers.values.compactMap(\.session)
+        }
+        sessions.forEach { $0.stop() }
+        if sessionsDone.wait(timeout: .now() + .milliseconds(Int(clamping: limit.wholeMilliseconds))) == .timedOut {
+            log.warning("bluetooth: a session did not stop within \(limit)")
+        }
+        central.stop()
+    }
+
+    /// The agent confirms pairing only for devices the operator adopted and a profile claims.
+    func mayPair(_ address: EUI48) -> Bool {
+        state.withLock { state in
+            guard let peer = state.peers[address], peer.info.trusted || peer.session != nil else { return false }
+            if case .profile = matcher.match(peer.info) { return true }
+            return false
+        }
+    }
+
+    // MARK: Events (on the stack's event thread: nothing here blocks)
+
+    func handle(_ event: BLEEvent) {
+        switch event {
+        case .adapter(let present, let powered):
+            log.info("bluetooth: adapter " + (present ? (powered ? "ready" : "present, powered off") : "gone"))
+            guard present else { return }
+            let services = matcher.services
+            control.async { [self] in
+                do { try central.scan(services: services) } catch { log.warning("bluetooth: cannot scan: \(error)") }
+            }
+        case .device(let info):
+            let dropped = state.withLock { state -> BLESession? in
+                var peer = state.peers[info.address] ?? Peer(info: info)
+                let wasConnected = peer.info.connected
+                peer.info = info
+                state.peers[info.address] = peer
+                return wasConnected && !info.connected ? peer.session : nil
+            }
+            dropped?.deliver(.disconnected)
+            consider(info.address)
+        case .deviceRemoved(let address):
+            let session = state.withLock { state in state.peers.removeValue(forKey: address)?.session }
+            session?.deliver(.disconnected)
+        case .value(let address, let service, let characteristic, let bytes):
+            let session = state.withLock { state in state.peers[address]?.session }
+            session?.deliver(.value(service: service, characteristic: characteristic, bytes: bytes))
+        }
+    }
+
+    /// Starts a session for the device if it is adopted, claimed, idle and its backoff has passed.
+    private func consider(_ address: EUI48) {
+        enum Decision { case start(BLESession, DeviceProfile), later(Duration), explain(String), nothing }
+        let decision = state.withLock { state -> Decision in
+            guard !state.stopping, var peer = state.peers[address], peer.session == nil, peer.info.trusted else { return .nothing }
+            let profile: DeviceProfile
+            switch matcher.match(peer.info) {
+            case .profile(let claimed):
+                profile = claimed
+            case .none, .ambiguous:
+                let why = matcher.explanation(for: peer.info)
+                guard peer.explained != why else { return .nothing }
+                peer.explained = why
+                state.peers[address] = peer
+                return .explain(why)
+            }
+            guard case .ble(let ble) = profile.transport else { return .nothing }
+            let wait = ContinuousClock.now.duration(to: peer.notBefore)
+            if wait > .zero {
+                guard !peer.retryScheduled else { return .nothing }
+                peer.retryScheduled = true
+                state.peers[address] = peer
+                return .later(wait)
+            }
+            let session = BLESession(BLESession.Context(
+                central: central, address: address, profile: profile, ble: ble, settings: settings,
+                sink: OutboxSink(outbox: outbox, subject: subject, onStored: onStored), log: log, now: now,
+                quietBeforeClockSet: timing.quietBeforeClockSet))
+            peer.session = session
+            state.peers[address] = peer
+            return .start(session, profile)
+        }
+        switch decision {
+        case .nothing:
+            break
+        case .explain(let why):
+            log.info("bluetooth: trusted device \(address.bluetoothText) is not connected to: \(why)")
+        case .later(let wait):
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(wait.milliseconds(roundingUp: true)))) { [self] in
+                state.withLock { $0.peers[address]?.retryScheduled = false }
+                consider(address)
+            }
+        case .start(let session, let profile):
+            sessionsDone.enter()
+            totals.withLock { $0.sessions += 1 }
+            let thread = Thread { [self] in
+                run(session, address: address, profile: profile)
+                sessionsDone.leave()
+            }
+            thread.name = "vitalgate-ble"
+            thread.start()
+        }
+    }
+
+    private func run(_ session: BLESession, address: EUI48, profile: DeviceProfile) {
+        let label = "\(address.bluetoothText) (\(profile.id))"
+        log.info("bluetooth: \(label): connecting")
+        let outcome = session.run()
+        totals.withLock {
+            $0.readings += outcome.readings
+            $0.problems += outcome.problems
+        }
+        // Decode problems carry device bytes, which may be measured values: only their number is logged.
+        let summary = "\(outcome.readings) reading(s) stored (\(outcome.newReadings) new), \(outcome.problems) unreadable value(s)"
+        var failed = false
+        switch outcome.end {
+        case .disconnected:
+            log.info("bluetooth: \(label): disconnected; \(summary)")
+        case .stopped:
+            log.info("bluetooth: \(label): session stopped; \(summary)")
+        case .failed(let error):
+            failed = true
+            log.warning("bluetooth: \(label): \(error); \(summary)")
+        case .storeFailed(let reason):
+            failed = true
+            log.error("bluetooth: \(label): the Outbox refused readings: \(reason); \(summary)")
+        }
+        if failed { totals.withLock { $0.failures += 1 } }
+        let retry = state.withLock { state -> Duration? in
+            guard var peer = state.peers[address] else { return nil }
+            peer.session = nil
+            if outcome.newReadings > 0 { peer.failures = 0 }
+            var delay = timing.reconnectDelay
+            if failed {
+                peer.failures += 1
+                let steps = min(peer.failures - 1, 16)
+                delay = max(delay, min(timing.maximumBackoff, timing.initialBackoff * (1 << steps)))
+            }
+            peer.notBefore = .now + delay
+            state.peers[address] = peer
+            return failed && !state.stopping ? delay : nil
+        }
+        guard let retry else { return }
+        log.info("bluetooth: \(label): trying again in \(retry)")
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(retry.milliseconds(roundingUp: true)))) { [self] in
+            consider(address)
+        }
+    }
+}
