@@ -1,0 +1,398 @@
+"""The pipeline scenario: vitalgated reads the virtual devices through BlueZ and uploads to sekmet-fhir, all
+inside the VM, and every step is checked against what the devices sent and what the server holds.
+
+1. `vitalgate bluetooth pair` adopts the blood-pressure monitor (Just Works, bonded) and the heart-rate
+   sensor (no pairing); `vitalgate bluetooth list --json` shows both.
+2. vitalgated downloads the monitor's stored records (indications over the encrypted link). Records with
+   user id 0xFF (unknown) reach the owner's record on the server with their values and times; the one with
+   user 2 is held unassigned (only a household may say whose slot that is).
+3. The heart-rate sensor notifies at 1 Hz for about 30 s; with bluetooth.heartRate.windowSeconds 10 the
+   server receives 10-second summaries whose values lie within the rates the sensor sent.
+4. The monitor disappears and returns with one more record: the daemon reconnects and uploads it, and no
+   earlier reading is duplicated.
+5. The monitor's clock is wrong by hours: the record it stores carries its wrong time; the server gets a
+   Coincident Timestamp Observation and the effective time corrected onto the hub's timeline, and the
+   monitor receives the hub's Current Time write.
+6. vitalgated and bluetoothd restart: the monitor is read again over the stored bond (an encrypted link,
+   no second pairing).
+7. `vitalgate queue --json` agrees with the server: nothing pending or dead, the user-2 record unassigned.
+Every Observation on the server is copied to RESULTS/observations for the host's validator.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from vmlib import Peripherals, Report, device_info, end_process, log, wait_for
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+BIN = Path("/vm/bin")
+PATIENT_SYSTEM = "http://fhir.hl7.org.vn/core/sid/cccd"
+PATIENT_VALUE = "001085012345"
+HUB_MAC = "02:00:00:00:00:01"
+BP_ADDRESS = "F1:0B:50:00:00:11"
+HR_ADDRESS = "F2:0B:50:00:00:12"
+UNKNOWN_USER = 0xFF
+HR_RATES = [72, 74, 77, 80, 83, 85, 84, 81, 78, 75]
+WRONG_CLOCK_OFFSET = -(3 * 3600 + 17 * 60)  # the monitor's clock 3 h 17 min slow
+LOINC_BLOOD_PRESSURE = "85354-9"
+LOINC_HEART_RATE = "8867-4"
+MDC_TIME_ABS = "67975"
+
+INITIAL_RECORDS = [
+    {"systolic": 121, "diastolic": 79, "map": 93, "pulse": 64, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 180},
+    # irregular pulse
+    {"systolic": 135, "diastolic": 88, "map": 104, "pulse": 91, "user": UNKNOWN_USER, "status": 0x0004, "minutesAgo": 60},
+    # user 2 of a two-user cuff: held unassigned
+    {"systolic": 118, "diastolic": 76, "map": 90, "pulse": 70, "user": 2, "status": 0x0001, "minutesAgo": 20},
+]
+RETURN_RECORD = {"systolic": 127, "diastolic": 83, "map": 98, "pulse": 77, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 1}
+WRONG_CLOCK_RECORD = {"systolic": 142, "diastolic": 91, "map": 108, "pulse": 83, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 5}
+AFTER_RESTART_RECORD = {"systolic": 116, "diastolic": 74, "map": 88, "pulse": 66, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 2}
+
+
+class Server:
+    """sekmet-fhir through scripts/fhir-server/serve, with the VM's Python (sekmet is in /opt/vm-venv)."""
+
+    def __init__(self, workdir: Path) -> None:
+        data = workdir / "fhir"
+        data.mkdir(parents=True, exist_ok=True)
+        self.ready = workdir / "fhir-ready"
+        self.log_path = workdir / "fhir.log"
+        self.process = subprocess.Popen(
+            ["/opt/vm-venv/bin/python", str(REPO / "scripts/fhir-server/serve"), "--data", str(data), "--port", "0",
+             "--ready-file", str(self.ready), "--max-seconds", "1800"],
+            stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT)
+        self.base = ""
+
+    def wait_ready(self) -> None:
+        wait_for("the FHIR server (sekmet's import takes long under emulation)",
+                 lambda: self.process.poll() is not None or (self.ready.exists() and self.ready.read_text().strip()), 300)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the FHIR server exited with {self.process.returncode}; see {self.log_path}")
+        self.base = self.ready.read_text().split()[-1].rstrip("/")
+
+    def request(self, method: str, path: str, body=None, headers=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/fhir+json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def create_patient(self) -> str:
+        query = urllib.parse.quote(f"{PATIENT_SYSTEM}|{PATIENT_VALUE}", safe="")
+        status, body = self.request("POST", "/Patient", {"resourceType": "Patient", "identifier": [
+            {"system": PATIENT_SYSTEM, "value": PATIENT_VALUE}]}, {"If-None-Exist": f"identifier={query}"})
+        if status not in (200, 201):
+            raise RuntimeError(f"creating the patient failed: HTTP {status} {body}")
+        status, found = self.request("GET", f"/Patient?identifier={query}")
+        return found["entry"][0]["resource"]["id"]
+
+    def search_all(self, path: str) -> list[dict]:
+        resources: list[dict] = []
+        status, bundle = self.request("GET", path)
+        while True:
+            if status != 200:
+                raise RuntimeError(f"search {path} failed: HTTP {status}")
+            resources += [entry["resource"] for entry in bundle.get("entry", [])]
+            following = [link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"]
+            if not following:
+                return resources
+            url = following[0]
+            status, bundle = self.request("GET", url[len(self.base):] if url.startswith(self.base) else url)
+
+    def observations(self) -> list[dict]:
+        return self.search_all("/Observation?_count=500")
+
+    def stop(self) -> None:
+        end_process(self.process)
+
+
+class Daemon:
+    def __init__(self, workdir: Path, config: Path, env: dict) -> None:
+        self.config = config
+        self.env = env
+        self.log_path = workdir / "vitalgated.log"
+        self.socket = json.loads(config.read_text())["stateDirectory"] + "/ingest.sock"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([str(BIN / "vitalgated"), "--config", str(self.config)], env=self.env,
+                                        stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT)
+        wait_for("vitalgated to be ready (its ingest socket)",
+                 lambda: self.process.poll() is not None or os.path.exists(self.socket), 120)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"vitalgated exited with {self.process.returncode}; see {self.log_path}")
+
+    def stop(self) -> int | None:
+        return end_process(self.process, 60) if self.process else None
+
+
+def components(observation: dict) -> dict[str, float]:
+    """LOINC code -> value of the components (blood pressure) or the value itself."""
+    values = {}
+    for component in observation.get("component", []):
+        for coding in component.get("code", {}).get("coding", []):
+            if coding.get("system") == "http://loinc.org" and "valueQuantity" in component:
+                values[coding["code"]] = component["valueQuantity"]["value"]
+    return values
+
+
+def has_code(observation: dict, code: str) -> bool:
+    return any(coding.get("code") == code for coding in observation.get("code", {}).get("coding", []))
+
+
+def parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def hub_time(device_time: str) -> datetime.datetime:
+    """A device time (local, no offset) as an aware time on the VM's clock (UTC, like the hub's offset here)."""
+    return datetime.datetime.fromisoformat(device_time).replace(tzinfo=datetime.timezone.utc)
+
+
+def run(results: Path, request: dict, report: Report) -> None:
+    workdir = Path("/tmp/pipeline")
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LD_LIBRARY_PATH": str(BIN / "lib"), "VITALGATE_PROFILES": str(REPO / "DeviceProfiles")}
+    server = Server(workdir)  # starts now; its import runs while the peripherals start
+    devices = {
+        "bp": {"name": "VG-BPM", "address": BP_ADDRESS, "clockOffsetSeconds": 0, "records": INITIAL_RECORDS},
+        "hr": {"name": "VG-HRS", "address": HR_ADDRESS, "heartRates": HR_RATES},
+    }
+    peripherals = Peripherals(workdir, devices, verbose=request.get("verboseBumble", False), name="pipeline-peripherals")
+    daemon = None
+    try:
+        server.wait_ready()
+        patient_id = server.create_patient()
+        report.phase("server and peripherals started")
+        state = workdir / "state"
+        config = workdir / "config.json"
+        config.write_text(json.dumps({
+            "stateDirectory": str(state), "owner": f"cccd:{PATIENT_VALUE}",
+            "server": {"baseURL": server.base, "retry": {"initialMilliseconds": 200, "maximumSeconds": 2}},
+            "gateway": {"ethernetAddress": HUB_MAC},
+            "devices": {"discover": False, "profiles": str(REPO / "DeviceProfiles")},
+            "bluetooth": {"enabled": True, "adapter": "hci0", "heartRate": {"windowSeconds": 10}},
+        }, indent=2))
+        cli_log = open(results / "vitalgate-cli.log", "a")
+
+        def vitalgate(*arguments: str, timeout: float = 180) -> subprocess.CompletedProcess:
+            result = subprocess.run([str(BIN / "vitalgate"), *arguments], env=env, capture_output=True, text=True,
+                                    timeout=timeout)
+            cli_log.write(f"$ vitalgate {' '.join(arguments)}\n[exit {result.returncode}]\n{result.stdout}{result.stderr}\n")
+            cli_log.flush()
+            return result
+
+        # 1. Adopt both devices.
+        for key, address in (("bp", BP_ADDRESS), ("hr", HR_ADDRESS)):
+            paired = vitalgate("bluetooth", "pair", address, "--config", str(config))
+            report.check(f"vitalgate bluetooth pair {key} exits 0", paired.returncode == 0,
+                         (paired.stdout + paired.stderr)[-1500:])
+        bp_status = peripherals.status("bp")
+        report.check("the monitor was paired exactly once, Just Works, without failure",
+                     bp_status["pairings"] == 1 and bp_status["pairingFailures"] == 0,
+                     {k: bp_status[k] for k in ("pairings", "pairingFailures", "encryptions")})
+        report.check("BlueZ holds the monitor's bond", device_info(BP_ADDRESS).get("Bonded") == "yes", device_info(BP_ADDRESS))
+        report.check("the heart-rate sensor was not asked to pair", peripherals.status("hr")["pairings"] == 0)
+        listed = vitalgate("bluetooth", "list", "--json", "--config", str(config))
+        try:
+            listing = json.loads(listed.stdout) if listed.stdout.strip().startswith(("{", "[")) else \
+                [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            listing = None
+        text = json.dumps(listing) if listing is not None else ""
+        report.check("vitalgate bluetooth list --json shows both adopted devices",
+                     listed.returncode == 0 and BP_ADDRESS in text.upper() and HR_ADDRESS in text.upper(),
+                     listed.stdout[-1500:] + listed.stderr[-500:])
+        report.phase("pairing")
+
+        # 2. Stored records.
+        daemon = Daemon(workdir, config, env)
+        daemon.start()
+        report.phase("vitalgated started")
+        wait_for("the monitor's three records to be confirmed", lambda: len(peripherals.status("bp")["delivered"]) >= 3, 180, 1.0)
+        delivered = peripherals.status("bp")["delivered"]
+        expected_uploaded = [d for d in delivered if d["user"] == UNKNOWN_USER]
+
+        def bp_observations() -> list[dict]:
+            return [o for o in server.observations() if has_code(o, LOINC_BLOOD_PRESSURE)]
+
+        wait_for("the two owner records on the server", lambda: len(bp_observations()) >= len(expected_uploaded), 180, 2.0)
+        observed = bp_observations()
+        matched = match_records(expected_uploaded, observed, tolerance_seconds=5)
+        report.check("each stored record of unknown user is on the server once, values and time as the monitor sent",
+                     matched["ok"] and len(observed) == len(expected_uploaded), matched)
+        report.check("the observations belong to the owner", all(
+            o.get("subject", {}).get("reference") == f"Patient/{patient_id}" for o in observed),
+            [o.get("subject") for o in observed])
+        report.phase("stored records")
+
+        # 3. Heart rate for about 30 s in 10 s windows.
+        wait_for("the heart-rate sensor's subscription", lambda: peripherals.status("hr")["subscribed"] >= 1, 120, 1.0)
+        subscribed_at = time.monotonic()
+        wait_for("three 10-second heart-rate windows on the server",
+                 lambda: len(windowed_heart_rate(server.observations())) >= 3, 120, 2.0)
+        windows = windowed_heart_rate(server.observations())
+        sent = [entry["rate"] for entry in peripherals.status("hr")["sent"]]
+        report.check("heart-rate windows of 10 s with values within the sensor's rates",
+                     all(window_ok(w, min(HR_RATES), max(HR_RATES)) for w in windows),
+                     {"windows": [summarise_window(w) for w in windows], "notificationsSent": len(sent)})
+        report.check("the sensor notified about once a second",
+                     len(sent) >= 0.7 * (time.monotonic() - subscribed_at), {"sent": len(sent)})
+        report.phase("heart rate")
+
+        # 4. The monitor vanishes and returns with one more record.
+        peripherals.request("disappear", device="bp")
+        time.sleep(5)  # the daemon notices, and its first reconnect attempts fail
+        peripherals.request("appear", device="bp", records=[RETURN_RECORD])
+        wait_for("the record stored after the return to be confirmed",
+                 lambda: len(peripherals.status("bp")["delivered"]) >= 4, 240, 1.0)
+        returned = peripherals.status("bp")["delivered"][-1]
+        wait_for("the returned record on the server", lambda: len(bp_observations()) >= len(expected_uploaded) + 1, 180, 2.0)
+        observed = bp_observations()
+        matched = match_records(expected_uploaded + [returned], observed, tolerance_seconds=5)
+        report.check("after reconnecting, the new record is uploaded and nothing is duplicated",
+                     matched["ok"] and len(observed) == len(expected_uploaded) + 1, matched)
+        report.phase("reconnection")
+
+        # 5. A wrong clock.
+        peripherals.request("disappear", device="bp")
+        peripherals.request("set-clock", device="bp", offsetSeconds=WRONG_CLOCK_OFFSET)
+        writes_before = len(peripherals.status("bp")["clockWrites"])
+        peripherals.request("appear", device="bp", records=[WRONG_CLOCK_RECORD])
+        wait_for("the wrong-clock record to be confirmed", lambda: len(peripherals.status("bp")["delivered"]) >= 5, 240, 1.0)
+        wrong = peripherals.status("bp")["delivered"][-1]
+        wait_for("the hub to set the monitor's clock", lambda: len(peripherals.status("bp")["clockWrites"]) > writes_before, 120, 1.0)
+        write = peripherals.status("bp")["clockWrites"][-1]
+        skew = abs((datetime.datetime.fromisoformat(write["written"]) - datetime.datetime.fromisoformat(write["hostTime"])).total_seconds())
+        report.check("the monitor received a Current Time write with the hub's time", skew <= 5, write)
+        wait_for("the wrong-clock record on the server", lambda: len(bp_observations()) >= len(expected_uploaded) + 2, 180, 2.0)
+        corrected = [o for o in bp_observations() if components(o).get("8480-6") == WRONG_CLOCK_RECORD["systolic"]]
+        true_time = hub_time(wrong["deviceTime"]) - datetime.timedelta(seconds=WRONG_CLOCK_OFFSET)
+        effective_ok = bool(corrected) and abs((parse_time(corrected[0]["effectiveDateTime"]) - true_time).total_seconds()) <= 30
+        report.check("the wrong-clock record's effective time is corrected onto the hub's timeline", effective_ok,
+                     {"deviceTime": wrong["deviceTime"], "expected": true_time.isoformat(),
+                      "effective": corrected[0].get("effectiveDateTime") if corrected else None})
+        coincident = coincident_for(corrected[0], server.observations()) if corrected else None
+        ct_ok = coincident is not None and "valueDateTime" in coincident and abs(
+            (parse_time(coincident["effectiveDateTime"]) - parse_time(coincident["valueDateTime"])).total_seconds()
+            + WRONG_CLOCK_OFFSET) <= 30
+        report.check("a Coincident Timestamp Observation records the monitor's clock against the hub's", ct_ok, coincident)
+        report.phase("wrong clock")
+
+        # 6. Restart the daemon and bluetoothd: the bond is reused.
+        code = daemon.stop()
+        report.check("vitalgated stops cleanly on SIGTERM", code == 0, code)
+        subprocess.run([str(HERE / "vm-bluetoothd"), "restart"], check=True)
+        encryptions_before = peripherals.status("bp")["encryptions"]
+        peripherals.request("add-records", device="bp", records=[AFTER_RESTART_RECORD])
+        daemon.start()
+        wait_for("the record after the restarts to be confirmed", lambda: len(peripherals.status("bp")["delivered"]) >= 6, 240, 1.0)
+        status = peripherals.status("bp")
+        report.check("after restarting vitalgated and bluetoothd the link was encrypted with the stored bond, no second pairing",
+                     status["pairings"] == 1 and status["encryptions"] > encryptions_before,
+                     {k: status[k] for k in ("pairings", "pairingFailures", "encryptions")})
+        wait_for("the record after the restarts on the server", lambda: len(bp_observations()) >= len(expected_uploaded) + 3, 180, 2.0)
+        report.phase("restarts")
+
+        # 7. The operator's view agrees with the server.
+        def queue() -> dict:
+            result = vitalgate("queue", "--json", "--config", str(config))
+            return json.loads(result.stdout)["counts"] if result.returncode == 0 else {}
+        counts = wait_for("the queue to drain", lambda: (q := queue()) and q.get("pending", 1) == 0 and q.get("in-flight", 1) == 0 and q, 120, 2.0)
+        uploaded = len(expected_uploaded) + 3 + len(windowed_heart_rate(server.observations()))
+        report.check("vitalgate queue --json: nothing pending or dead, the user-2 record unassigned, the rest delivered",
+                     counts.get("unassigned") == 1 and not counts.get("dead") and counts.get("delivered", 0) >= uploaded,
+                     {"counts": counts, "expectedDelivered": uploaded})
+        code = daemon.stop()
+        daemon = None
+        report.check("vitalgated stops cleanly at the end", code == 0, code)
+        log_text = (workdir / "vitalgated.log").read_text()
+        report.check("the daemon's log names no patient identifier", PATIENT_VALUE not in log_text)
+        report.phase("queue")
+    finally:
+        if daemon:
+            daemon.stop()
+        save_observations(server, results)
+        for name in ("vitalgated.log", "fhir.log", "config.json"):
+            if (workdir / name).exists():
+                (results / f"pipeline-{name}").write_text((workdir / name).read_text())
+        peripherals.stop()
+        server.stop()
+
+
+def match_records(records: list[dict], observations: list[dict], tolerance_seconds: float) -> dict:
+    """Pairs each record the monitor sent with one Observation by values and effective time."""
+    unmatched = list(observations)
+    missing = []
+    for record in records:
+        found = None
+        for observation in unmatched:
+            values = components(observation)
+            when = observation.get("effectiveDateTime")
+            if (values.get("8480-6") == record["systolic"] and values.get("8462-4") == record["diastolic"] and when
+                    and abs((parse_time(when) - hub_time(record["deviceTime"])).total_seconds()) <= tolerance_seconds):
+                found = observation
+                break
+        if found is None:
+            missing.append({k: record[k] for k in ("systolic", "diastolic", "deviceTime")})
+        else:
+            unmatched.remove(found)
+    return {"ok": not missing, "missing": missing,
+            "unexpected": [{"values": components(o), "effective": o.get("effectiveDateTime")} for o in unmatched]}
+
+
+def windowed_heart_rate(observations: list[dict]) -> list[dict]:
+    return [o for o in observations if has_code(o, LOINC_HEART_RATE) and "effectivePeriod" in o]
+
+
+def summarise_window(observation: dict) -> dict:
+    return {"period": observation.get("effectivePeriod"), "value": observation.get("valueQuantity", {}).get("value"),
+            "components": components(observation)}
+
+
+def window_ok(observation: dict, low: int, high: int) -> bool:
+    period = observation.get("effectivePeriod", {})
+    if "start" not in period or "end" not in period:
+        return False
+    length = (parse_time(period["end"]) - parse_time(period["start"])).total_seconds()
+    value = observation.get("valueQuantity", {}).get("value")
+    return 0 < length <= 10.5 and value is not None and low <= value <= high
+
+
+def coincident_for(observation: dict, observations: list[dict]) -> dict | None:
+    """The Coincident Timestamp Observation the blood-pressure Observation's extension points at (by id on the
+    server), or else the one closest in time."""
+    reference = next((e.get("valueReference", {}).get("reference") for e in observation.get("extension", [])
+                      if e.get("url", "").endswith("CoincidentTimeStampReference")), None)
+    candidates = [o for o in observations if has_code(o, MDC_TIME_ABS)]
+    if reference:
+        for candidate in candidates:
+            if reference.endswith(f"Observation/{candidate.get('id')}"):
+                return candidate
+    return None
+
+
+def save_observations(server: Server, results: Path) -> None:
+    try:
+        observations = server.observations()
+    except Exception as error:  # the server may be the thing that failed
+        log(f"could not fetch the Observations: {error}")
+        return
+    folder = results / "observations"
+    folder.mkdir(exist_ok=True)
+    for number, observation in enumerate(observations):
+        (folder / f"observation-{number:03d}.json").write_text(json.dumps(observation, indent=2))
+    log(f"saved {len(observations)} Observations for the host's validator")
