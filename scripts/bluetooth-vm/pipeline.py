@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from vmlib import Peripherals, Report, device_info, end_process, log, wait_for
+from vmlib import Peripherals, Report, bluetoothctl, device_info, end_process, log, wait_for
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -174,6 +174,8 @@ def run(results: Path, request: dict, report: Report) -> None:
     peripherals = Peripherals(workdir, devices, verbose=request.get("verboseBumble", False), name="pipeline-peripherals")
     daemon = None
     try:
+        # A new peripherals process is a new hci0 for the kernel: bluetoothd must have powered it.
+        wait_for("bluetoothd to power hci0", lambda: "Powered: yes" in bluetoothctl("show"), 90)
         server.wait_ready()
         patient_id = server.create_patient()
         report.phase("server and peripherals started")
@@ -196,8 +198,9 @@ def run(results: Path, request: dict, report: Report) -> None:
             return result
 
         # 1. Adopt both devices.
+        profiles = ("--profiles", str(REPO / "DeviceProfiles"))
         for key, address in (("bp", BP_ADDRESS), ("hr", HR_ADDRESS)):
-            paired = vitalgate("bluetooth", "pair", address, "--config", str(config))
+            paired = vitalgate("bluetooth", "pair", address, "--adapter", "hci0", "--timeout", "120", *profiles)
             report.check(f"vitalgate bluetooth pair {key} exits 0", paired.returncode == 0,
                          (paired.stdout + paired.stderr)[-1500:])
         bp_status = peripherals.status("bp")
@@ -206,7 +209,7 @@ def run(results: Path, request: dict, report: Report) -> None:
                      {k: bp_status[k] for k in ("pairings", "pairingFailures", "encryptions")})
         report.check("BlueZ holds the monitor's bond", device_info(BP_ADDRESS).get("Bonded") == "yes", device_info(BP_ADDRESS))
         report.check("the heart-rate sensor was not asked to pair", peripherals.status("hr")["pairings"] == 0)
-        listed = vitalgate("bluetooth", "list", "--json", "--config", str(config))
+        listed = vitalgate("bluetooth", "list", "--json", "--adapter", "hci0", *profiles)
         try:
             listing = json.loads(listed.stdout) if listed.stdout.strip().startswith(("{", "[")) else \
                 [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
