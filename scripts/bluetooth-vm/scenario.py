@@ -40,6 +40,7 @@ SMOKE_DEVICES = {
     ]},
     "hr": {"name": "VG-HR", "address": "F2:0B:50:00:00:02", "heartRates": [72, 74, 77, 80, 83, 85, 84, 81, 78, 75]},
 }
+SMOKE_AFTER_RESTART = {"systolic": 109, "diastolic": 71, "map": 84, "pulse": 58, "user": 1, "status": 0, "minutesAgo": 1}
 
 
 def restart_bluetoothd(debug: bool = False) -> None:
@@ -134,6 +135,33 @@ def smoke(results: Path, request: dict, report: Report) -> None:
         report.phase("notifications")
         hr_status = peripherals.status("hr")
         report.check("the heart-rate sensor was never asked to pair", hr_status["pairings"] == 0, hr_status["pairings"])
+
+        # The bond outlives bluetoothd: after a restart the monitor's link is encrypted with the stored key
+        # (its CCCD needs encryption) and a new record arrives without a second pairing.
+        ctl.close()
+        ctl = None
+        before = peripherals.status("bp")
+        peripherals.request("add-records", device="bp", records=[SMOKE_AFTER_RESTART])
+        restart_bluetoothd(debug=request.get("bluetoothdDebug", False))
+        wait_for("bluetoothd to power hci0 again", adapter_powered, 90)
+        report.check("after a bluetoothd restart BlueZ still holds the bond",
+                     device_info(bp).get("Bonded") == "yes", device_info(bp))
+        ctl = BluetoothCtl(results / "bluetoothctl-smoke.log")
+        ctl.send(f"connect {bp}")
+        paths = wait_for("the monitor's attributes after the restart",
+                         lambda: (p := attribute_paths(ctl, bp)).get(UUID_2A35) and p, 90)
+        measurement = paths[UUID_2A35]
+        ctl.send(f"gatt.select-attribute {measurement}")
+        time.sleep(0.5)
+        mark = ctl.send("gatt.notify on")
+        values = wait_for("the record stored before the restart", lambda: ctl.values(measurement, mark), 90, 1.0)
+        after = peripherals.status("bp")
+        report.check("the new record arrived over the re-encrypted link",
+                     values[0].hex() == after["delivered"][-1]["bytes"], {"received": [v.hex() for v in values]})
+        report.check("re-encrypted with the stored key: no second pairing",
+                     after["pairings"] == before["pairings"] == 1 and after["encryptions"] > before["encryptions"],
+                     {k: (before[k], after[k]) for k in ("pairings", "pairingFailures", "encryptions")})
+        report.phase("bond after bluetoothd restart")
     finally:
         # Leave bluetoothd as the next scenario expects it: no bonds, no connections.
         if ctl:
