@@ -146,7 +146,7 @@ public final class BlueZMock: @unchecked Sendable {
             throw TestProcessError("the mock snippet failed: \(answer["error"] ?? "?")\n\(answer["trace"] ?? "")")
         }
         let result = answer["result"] ?? NSNull()
-        guard let text = try? JSONSerialization.data(withJSONObject: result, options: [.fragmentsAllowed, .sortedKeys]) else {
+        guard let text = try? JSONSerialization.data(withJSONObject: result, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes]) else {
             return "null"
         }
         return String(decoding: text, as: UTF8.self)
