@@ -65,8 +65,10 @@ final class BlueZAgent: Sendable {
         case ("RequestConfirmation", "ou"):
             guard let address = device(arguments[0], call), let passkey = arguments[1].uint32 else { return true }
             onWorker(call) { [policy] in
+                // Numeric comparison: the person compares this number with the device's.
+                guard policy.mayPair(address) else { return .reject("the pairing policy does not allow this device") }
                 policy.display(address, passkey)
-                return policy.mayPair(address) ? .reply([]) : .reject("the pairing policy does not allow this device")
+                return .reply([])
             }
         case ("RequestAuthorization", "o"), ("AuthorizeService", "os"):
             guard let address = device(arguments[0], call) else { return true }
