@@ -131,12 +131,10 @@ public final class BlueZCentral: BLECentral {
         connection.unexport(BlueZAgent.path)
         handler.withLock { $0 = nil }
         connection.close()
-        let waiters = model.withLock { model in
-            defer { model.waiters = [:] }
-            return Array(model.waiters.values)
-        }
-        for waiter in waiters {
-            waiter.finish(.failed(BlueZErrors.local("connect", target: target, fix: "the central was stopped")))
+        let stopped = BlueZErrors.local("Connect", target: target, fix: "the central was stopped while connecting")
+        model.withLock { model in
+            for waiter in model.waiters.values { waiter.finish(.failed(stopped)) }
+            model.waiters = [:]
         }
     }
 

@@ -216,18 +216,24 @@ final class DBusConnection: @unchecked Sendable {
             defer { state.nextToken += 1 }
             return state.nextToken
         }
-        perform { [self] usable in
-            guard usable else {
-                completion(.failure(DBusCallError(name: DBusCallError.disconnectedName,
-                                                  message: "the connection to the \(busDescription) is closed", member: what)))
-                return
-            }
-            startCall(message, token: token, what: what, completion: completion)
-        }
-        // One timer per outstanding call, never a periodic one: the idle connection sleeps.
-        DispatchQueue.global().asyncAfter(deadline: .now() + Self.interval(timeout)) { [weak self] in
+        // One timer per outstanding call, cancelled when the call ends: an idle connection has no timers.
+        let timer = CallTimer(after: timeout) { [weak self] in
             self?.expire(token, what: what, after: timeout)
         }
+        let finish: @Sendable (Result<[DBusValue], DBusCallError>) -> Void = { result in
+            timer.cancel()
+            completion(result)
+        }
+        perform { [self] usable in
+            guard usable else {
+                finish(.failure(DBusCallError(name: DBusCallError.disconnectedName,
+                                              message: "the connection to the \(busDescription) is closed", member: what)))
+                return
+            }
+            startCall(message, token: token, what: what, completion: finish)
+        }
+        // Started after the call is queued, so its expiry job can only run after the call has started.
+        timer.start()
     }
 
     /// Sends a method call and blocks the calling thread until the reply arrives or `timeout` passes.
@@ -462,5 +468,26 @@ private final class PendingCallBox: @unchecked Sendable {
         guard let completion else { return }
         self.completion = nil
         completion(result)
+    }
+}
+
+/// A one-shot timer for a call's timeout. Dispatch sources are thread-safe; Swift's overlay does not mark
+/// them Sendable, hence the box.
+private final class CallTimer: @unchecked Sendable {
+    private let source: DispatchSourceTimer
+
+    init(after timeout: Duration, _ handler: @escaping @Sendable () -> Void) {
+        source = DispatchSource.makeTimerSource(queue: .global())
+        source.schedule(deadline: .now() + DBusConnection.interval(timeout))
+        source.setEventHandler(handler: handler)
+    }
+
+    /// Dispatch requires a source to be resumed before it is released; cancelled first, it never fires.
+    func start() {
+        source.resume()
+    }
+
+    func cancel() {
+        source.cancel()
     }
 }
