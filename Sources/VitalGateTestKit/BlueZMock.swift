@@ -18,12 +18,18 @@ public final class BlueZMock: @unchecked Sendable {
     /// The bus address, for `BlueZCentral(busAddress:)` or `DBUS_SYSTEM_BUS_ADDRESS`.
     public let address: String
     public let daemonPID: Int32
-    public let mockPID: Int32
     public let controlPID: Int32
+    /// The running dbusmock's PID (a new one after ``restartBlueZ(restart:)``).
+    public var mockPID: Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        return processes[1].processIdentifier
+    }
     /// The mock's log of method calls, and the daemon's output.
     public let directory: URL
 
-    private let processes: [Process]
+    private var processes: [Process]
+    private let lifetimeSeconds: String
     private let controlInput: FileHandle
     private let lines: LineReader
     private let lock = NSLock()
@@ -68,13 +74,8 @@ public final class BlueZMock: @unchecked Sendable {
                 throw TestProcessError("dbus-daemon listens at \(printed), not at \(address)")
             }
 
-            var environment = ProcessInfo.processInfo.environment
-            environment["DBUS_SYSTEM_BUS_ADDRESS"] = address
-            environment["DBUS_SESSION_BUS_ADDRESS"] = address
-            let mock = try launch("/usr/bin/timeout", ["--kill-after=5", seconds, "/usr/bin/python3", "-m", "dbusmock", "--template", "bluez5",
-                                                       "--logfile", directory.appendingPathComponent("dbusmock-calls.log").path],
-                                  environment: environment, log: directory.appendingPathComponent("dbusmock.log"))
-            started.append(mock)
+            let environment = Self.busEnvironment(address)
+            started.append(try Self.launchMock(address: address, directory: directory, seconds: seconds))
 
             let controlOutput = Pipe()
             let controlInput = Pipe()
@@ -89,7 +90,7 @@ public final class BlueZMock: @unchecked Sendable {
                 throw TestProcessError("the BlueZ mock's control client did not start within 30 s. Its output:\n"
                     + tail(directory.appendingPathComponent("control.log")))
             }
-            let harness = BlueZMock(address: address, processes: started, directory: directory,
+            let harness = BlueZMock(address: address, processes: started, directory: directory, lifetimeSeconds: seconds,
                                     controlInput: controlInput.fileHandleForWriting, lines: controlLines)
             let ready = try harness.run("result = wait_for_name('org.bluez', 30)")
             guard ready == "true" else {
@@ -104,11 +105,12 @@ public final class BlueZMock: @unchecked Sendable {
         }
     }
 
-    private init(address: String, processes: [Process], directory: URL, controlInput: FileHandle, lines: LineReader) {
+    private init(address: String, processes: [Process], directory: URL, lifetimeSeconds: String, controlInput: FileHandle,
+                 lines: LineReader) {
         self.address = address
         self.processes = processes
+        self.lifetimeSeconds = lifetimeSeconds
         self.daemonPID = processes[0].processIdentifier
-        self.mockPID = processes[1].processIdentifier
         self.controlPID = processes[2].processIdentifier
         self.directory = directory
         self.controlInput = controlInput
@@ -161,11 +163,54 @@ public final class BlueZMock: @unchecked Sendable {
         lock.unlock()
         guard first else { return }
         try? controlInput.close()
-        for process in processes.reversed() { Self.terminate(process) }
+        lock.lock()
+        let all = processes
+        lock.unlock()
+        for process in all.reversed() { Self.terminate(process) }
         try? FileManager.default.removeItem(at: directory)
     }
 
+    /// Plays bluetoothd stopping (SIGTERM to the mock's PID; org.bluez leaves the bus) and, with `restart`,
+    /// starting again: a fresh mock with a new unique name and no adapter until the test adds one.
+    public func restartBlueZ(restart: Bool = true) throws(TestProcessError) {
+        lock.lock()
+        let old = processes[1]
+        lock.unlock()
+        Self.terminate(old)
+        try run(Self.waitForNoBlueZ)
+        guard restart else { return }
+        let fresh = try Self.launchMock(address: address, directory: directory, seconds: lifetimeSeconds)
+        lock.lock()
+        processes[1] = fresh
+        lock.unlock()
+        guard try run("result = wait_for_name('org.bluez', 30)") == "true" else {
+            throw TestProcessError("the restarted dbusmock did not claim org.bluez within 30 s. Its output:\n"
+                + tail(directory.appendingPathComponent("dbusmock.log")))
+        }
+    }
+
+    private static let waitForNoBlueZ = """
+        import time
+        daemon = bus.get_object('org.freedesktop.DBus', '/org/freedesktop/DBus', introspect=False)
+        deadline = time.monotonic() + 30
+        while daemon.NameHasOwner('org.bluez', dbus_interface='org.freedesktop.DBus') and time.monotonic() < deadline:
+            time.sleep(0.02)
+        """
+
     // MARK: Helpers
+
+    private static func busEnvironment(_ address: String) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["DBUS_SYSTEM_BUS_ADDRESS"] = address
+        environment["DBUS_SESSION_BUS_ADDRESS"] = address
+        return environment
+    }
+
+    private static func launchMock(address: String, directory: URL, seconds: String) throws(TestProcessError) -> Process {
+        try launch("/usr/bin/timeout", ["--kill-after=5", seconds, "/usr/bin/python3", "-m", "dbusmock", "--template", "bluez5",
+                                        "--logfile", directory.appendingPathComponent("dbusmock-calls.log").path],
+                   environment: busEnvironment(address), log: directory.appendingPathComponent("dbusmock.log"))
+    }
 
     private static func requirePrerequisites() throws(TestProcessError) {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dbus-daemon") else {

@@ -338,6 +338,39 @@ struct BlueZCentralTests {
         #expect(error?.isDisconnect == true)
     }
 
+    @Test("when bluetoothd restarts, its objects are reported gone, then reloaded, and the agent registers again")
+    func bluetoothdRestarts() async throws {
+        let (events, registered) = try await onDedicatedThread { () throws -> ([BLEEvent], String) in
+            let bed = try Bed.start(setup: "add_device('C4:F3:12:53:F2:C9', 'cuff')")
+            defer { bed.stop() }
+            try bed.mock.restartBlueZ()
+            bed.log.wait { $0.last == .adapter(present: false, powered: false) }
+            // The new bluetoothd has the agent registered again before anything else is asked of it.
+            let deadline = ContinuousClock.now + .seconds(30)
+            var registered = "[]"
+            while ContinuousClock.now < deadline {
+                registered = try bed.mock.run("result = [calls('/org/bluez', m) for m in ('RegisterAgent', 'RequestDefaultAgent')]")
+                if registered != "[[],[]]" && !registered.contains("[]") { break }
+                usleep(20_000)
+            }
+            try bed.mock.run("add_adapter('hci0'); add_device('C4:F3:12:53:F2:C9', 'cuff')")
+            bed.log.wait { $0.filter { $0 == .adapter(present: true, powered: true) }.count == 2 && bed.log.device(Bed.deviceA) != nil
+                && $0.last.map { if case .device = $0 { true } else { false } } == true }
+            return (bed.log.all, registered)
+        }
+        let kinds = events.map { event -> String in
+            switch event {
+            case .adapter(let present, _): present ? "adapter" : "no adapter"
+            case .device(let info): "device \(BlueZCentral.text(info.address))"
+            case .deviceRemoved(let address): "removed \(BlueZCentral.text(address))"
+            case .value: "value"
+            }
+        }
+        #expect(kinds == ["adapter", "device C4:F3:12:53:F2:C9", "removed C4:F3:12:53:F2:C9", "no adapter", "adapter",
+                          "device C4:F3:12:53:F2:C9"])
+        #expect(registered == #"[[["/org/vitalgate/agent","NoInputNoOutput"]],[["/org/vitalgate/agent"]]]"#)
+    }
+
     @Test("calls before start fail with a fix; start twice is refused; stop twice is harmless")
     func lifecycle() async throws {
         let (before, twice) = try await onDedicatedThread { () throws -> (DeviceIOError?, DeviceIOError?) in
