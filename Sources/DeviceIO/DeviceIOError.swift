@@ -16,13 +16,17 @@ public struct DeviceIOError: Error, Sendable, Hashable, CustomStringConvertible 
     public var fix: String
     /// The device went away (unplugged, hang-up): the session ends and waits for it to come back.
     public var isDisconnect: Bool
+    /// The underlying error when it is not an `errno`: for BlueZ, the D-Bus error name and its text
+    /// (`org.bluez.Error.Failed: le-connection-abort-by-local`).
+    public var cause: String?
 
-    public init(operation: String, path: String, code: Int32 = 0, fix: String, isDisconnect: Bool = false) {
+    public init(operation: String, path: String, code: Int32 = 0, fix: String, isDisconnect: Bool = false, cause: String? = nil) {
         self.operation = operation
         self.path = path
         self.code = code
         self.fix = fix
         self.isDisconnect = isDisconnect
+        self.cause = cause
     }
 
     /// An error from the C library's current `errno`.
@@ -34,6 +38,7 @@ public struct DeviceIOError: Error, Sendable, Hashable, CustomStringConvertible 
     public var description: String {
         var text = "\(path): \(operation) failed"
         if code != 0 { text += ": " + Self.errnoText(code) }
+        if let cause { text += ": " + cause }
         if isDisconnect { text += " (the device was disconnected)" }
         return text + ". Fix: " + fix
     }

@@ -27,6 +27,7 @@ public enum CommandLineTool {
           profile    lint, test, list and simulate device profiles (vendor kit)
           simulate   play the device side of a capture on a pseudo-terminal
           devices    list the USB serial and hidraw devices and the profile each would get
+          bluetooth  scan for, list, pair (adopt) and forget Bluetooth LE devices
           queue      show the upload queue and the dead letters
           dead-letters  retry or discard a reading the server refused
           ingest     hand decoded readings to the running daemon
@@ -44,6 +45,7 @@ public enum CommandLineTool {
         case "profile": return ProfileCommand.run(rest, input: input)
         case "simulate": return SimulateCommand.run(rest)
         case "devices": return DevicesCommand.run(rest)
+        case "bluetooth": return BluetoothCommand.run(rest)
         case "queue": return QueueCommand.run(rest)
         case "dead-letters": return DeadLettersCommand.run(rest, input: input)
         case "ingest": return IngestCommand.run(rest, input: input)
