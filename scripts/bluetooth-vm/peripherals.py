@@ -175,8 +175,9 @@ class Peripheral:
         await self.advertise()
 
     async def advertise(self) -> None:
-        # Fast advertising keeps discovery and reconnection quick under emulation.
-        await self.device.start_advertising(auto_restart=True, advertising_interval_min=100,
+        # Fast advertising keeps discovery and reconnection quick under emulation. No auto_restart: Bumble
+        # would advertise again after every disconnection, also one that `disappear` caused.
+        await self.device.start_advertising(auto_restart=False, advertising_interval_min=100,
                                             advertising_interval_max=100)
         self.event("advertising")
 
@@ -194,6 +195,9 @@ class Peripheral:
             self.connections.remove(connection)
         self.counts["disconnections"] += 1
         self.event("disconnected", reason=int(reason))
+        if self.present:
+            # Still switched on: connectable again, as a device is after its hub let go.
+            asyncio.get_running_loop().create_task(self.advertise())
 
     def on_pairing(self, connection, keys) -> None:
         self.counts["pairings"] += 1
@@ -240,6 +244,7 @@ class BloodPressureMonitor(Peripheral):
         self.stored: list[dict] = []     # not yet confirmed by a hub
         self.delivered: list[dict] = []  # confirmed indications, in order
         self.clock_writes: list[dict] = []
+        self.indicating: set = set()  # connections that enabled indications on 2A35
         self.sending = False
         self.device.pairing_config_factory = lambda connection: PairingConfig(
             sc=True, mitm=False, bonding=True,
@@ -298,10 +303,15 @@ class BloodPressureMonitor(Peripheral):
             added.append(entry)
         if added:
             self.event("records-stored", count=len(added))
+            # A measurement taken while a hub listens goes out at once, as a cuff sends its latest reading.
+            for connection in [c for c in self.indicating if c in self.connections][:1]:
+                if not self.sending:
+                    asyncio.get_running_loop().create_task(self.send_stored(connection))
         return added
 
     def on_subscription(self, connection, _notify: bool, indicate: bool) -> None:
         self.event("subscribed" if indicate else "unsubscribed", characteristic="2A35")
+        (self.indicating.add if indicate else self.indicating.discard)(connection)
         if indicate and not self.sending:
             asyncio.get_running_loop().create_task(self.send_stored(connection))
 
@@ -331,6 +341,11 @@ class BloodPressureMonitor(Peripheral):
         return {**super().status(), "deviceTime": now_text(self.device_now()),
                 "clockOffsetSeconds": round(self.clock_offset.total_seconds(), 3),
                 "stored": self.stored, "delivered": self.delivered, "clockWrites": self.clock_writes}
+
+
+    def on_disconnection(self, connection, reason) -> None:
+        self.indicating.discard(connection)
+        super().on_disconnection(connection, reason)
 
 
 class HeartRateSensor(Peripheral):

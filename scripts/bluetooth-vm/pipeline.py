@@ -8,11 +8,12 @@ inside the VM, and every step is checked against what the devices sent and what 
    user 2 is held unassigned (only a household may say whose slot that is).
 3. The heart-rate sensor notifies at 1 Hz for about 30 s; with bluetooth.heartRate.windowSeconds 10 the
    server receives 10-second summaries whose values lie within the rates the sensor sent.
-4. The monitor disappears and returns with one more record: the daemon reconnects and uploads it, and no
-   earlier reading is duplicated.
-5. The monitor's clock is wrong by hours: the record it stores carries its wrong time; the server gets a
-   Coincident Timestamp Observation and the effective time corrected onto the hub's timeline, and the
-   monitor receives the hub's Current Time write.
+4. The monitor's clock is wrong by hours (set while the daemon is stopped, so this step does not depend on
+   the next): the record it stores carries its wrong time; the server gets a Coincident Timestamp
+   Observation and the effective time corrected onto the hub's timeline, and the monitor receives the hub's
+   Current Time write.
+5. The monitor disappears and returns with one more record: the running daemon reconnects by itself and
+   uploads it, and no earlier reading is duplicated.
 6. vitalgated and bluetoothd restart: the monitor is read again over the stored bond (an encrypted link,
    no second pairing).
 7. `vitalgate queue --json` agrees with the server: nothing pending or dead, the user-2 record unassigned.
@@ -171,7 +172,8 @@ def run(results: Path, request: dict, report: Report) -> None:
         "bp": {"name": "VG-BPM", "address": BP_ADDRESS, "clockOffsetSeconds": 0, "records": INITIAL_RECORDS},
         "hr": {"name": "VG-HRS", "address": HR_ADDRESS, "heartRates": HR_RATES},
     }
-    peripherals = Peripherals(workdir, devices, verbose=request.get("verboseBumble", False), name="pipeline-peripherals")
+    peripherals = Peripherals(workdir, devices, verbose=request.get("verboseBumble", False), name="pipeline-peripherals",
+                              log_dir=results)
     daemon = None
     try:
         # A new peripherals process is a new hci0 for the kernel: bluetoothd must have powered it.
@@ -221,110 +223,111 @@ def run(results: Path, request: dict, report: Report) -> None:
                      listed.stdout[-1500:] + listed.stderr[-500:])
         report.phase("pairing")
 
-        # 2. Stored records.
         daemon = Daemon(workdir, config, env)
         daemon.start()
         report.phase("vitalgated started")
-        wait_for("the monitor's three records to be confirmed", lambda: len(peripherals.status("bp")["delivered"]) >= 3, 180, 1.0)
-        delivered = peripherals.status("bp")["delivered"]
-        expected_uploaded = [d for d in delivered if d["user"] == UNKNOWN_USER]
+        flow = Flow(report, peripherals, server, patient_id)
 
-        def bp_observations() -> list[dict]:
-            return [o for o in server.observations() if has_code(o, LOINC_BLOOD_PRESSURE)]
-
-        wait_for("the two owner records on the server", lambda: len(bp_observations()) >= len(expected_uploaded), 180, 2.0)
-        observed = bp_observations()
-        matched = match_records(expected_uploaded, observed, tolerance_seconds=5)
-        report.check("each stored record of unknown user is on the server once, values and time as the monitor sent",
-                     matched["ok"] and len(observed) == len(expected_uploaded), matched)
-        report.check("the observations belong to the owner", all(
-            o.get("subject", {}).get("reference") == f"Patient/{patient_id}" for o in observed),
-            [o.get("subject") for o in observed])
-        report.phase("stored records")
+        # 2. Stored records.
+        def stored_records() -> None:
+            flow.wait_confirmed(len(INITIAL_RECORDS), "the monitor's stored records")
+            flow.check_server("each stored record of unknown user is on the server once, values and time as the "
+                              "monitor sent; the user-2 record is not")
+            observed = flow.bp_observations()
+            report.check("the observations belong to the owner", bool(observed) and all(
+                o.get("subject", {}).get("reference") == f"Patient/{patient_id}" for o in observed),
+                [o.get("subject") for o in observed])
+        flow.step("stored records", stored_records)
 
         # 3. Heart rate for about 30 s in 10 s windows.
-        wait_for("the heart-rate sensor's subscription", lambda: peripherals.status("hr")["subscribed"] >= 1, 120, 1.0)
-        subscribed_at = time.monotonic()
-        wait_for("three 10-second heart-rate windows on the server",
-                 lambda: len(windowed_heart_rate(server.observations())) >= 3, 120, 2.0)
-        windows = windowed_heart_rate(server.observations())
-        sent = [entry["rate"] for entry in peripherals.status("hr")["sent"]]
-        report.check("heart-rate windows of 10 s with values within the sensor's rates",
-                     all(window_ok(w, min(HR_RATES), max(HR_RATES)) for w in windows),
-                     {"windows": [summarise_window(w) for w in windows], "notificationsSent": len(sent)})
-        report.check("the sensor notified about once a second",
-                     len(sent) >= 0.7 * (time.monotonic() - subscribed_at), {"sent": len(sent)})
-        report.phase("heart rate")
+        def heart_rate() -> None:
+            wait_for("the heart-rate sensor's subscription", lambda: peripherals.status("hr")["subscribed"] >= 1, 120, 1.0)
+            subscribed_at = time.monotonic()
+            wait_for("three 10-second heart-rate windows on the server",
+                     lambda: len(windowed_heart_rate(server.observations())) >= 3, 120, 2.0)
+            windows = windowed_heart_rate(server.observations())
+            sent = [entry["rate"] for entry in peripherals.status("hr")["sent"]]
+            report.check("heart-rate windows of 10 s with values within the sensor's rates",
+                         all(window_ok(w, min(HR_RATES), max(HR_RATES)) for w in windows),
+                         {"windows": [summarise_window(w) for w in windows], "notificationsSent": len(sent)})
+            report.check("the sensor notified about once a second",
+                         len(sent) >= 0.7 * (time.monotonic() - subscribed_at), {"sent": len(sent)})
+        flow.step("heart rate", heart_rate)
 
-        # 4. The monitor vanishes and returns with one more record.
-        peripherals.request("disappear", device="bp")
-        time.sleep(5)  # the daemon notices, and its first reconnect attempts fail
-        peripherals.request("appear", device="bp", records=[RETURN_RECORD])
-        wait_for("the record stored after the return to be confirmed",
-                 lambda: len(peripherals.status("bp")["delivered"]) >= 4, 240, 1.0)
-        returned = peripherals.status("bp")["delivered"][-1]
-        wait_for("the returned record on the server", lambda: len(bp_observations()) >= len(expected_uploaded) + 1, 180, 2.0)
-        observed = bp_observations()
-        matched = match_records(expected_uploaded + [returned], observed, tolerance_seconds=5)
-        report.check("after reconnecting, the new record is uploaded and nothing is duplicated",
-                     matched["ok"] and len(observed) == len(expected_uploaded) + 1, matched)
-        report.phase("reconnection")
+        # 4. A wrong clock, on a connection the daemon makes when it starts (independent of step 5).
+        def wrong_clock() -> None:
+            daemon.stop()
+            peripherals.request("disappear", device="bp")
+            peripherals.request("set-clock", device="bp", offsetSeconds=WRONG_CLOCK_OFFSET)
+            writes_before = len(peripherals.status("bp")["clockWrites"])
+            confirmed = len(peripherals.status("bp")["delivered"])
+            added = peripherals.request("appear", device="bp", records=[WRONG_CLOCK_RECORD])["added"]
+            flow.wrong.extend(added)
+            daemon.start()
+            flow.wait_confirmed(confirmed + 1, "the record stored with the wrong clock")
+            wait_for("the hub to set the monitor's clock",
+                     lambda: len(peripherals.status("bp")["clockWrites"]) > writes_before, 120, 1.0)
+            write = peripherals.status("bp")["clockWrites"][-1]
+            skew = abs((datetime.datetime.fromisoformat(write["written"])
+                        - datetime.datetime.fromisoformat(write["hostTime"])).total_seconds())
+            report.check("the monitor received a Current Time write with the hub's time", skew <= 5, write)
+            flow.check_server("the record is uploaded once and nothing is duplicated")
+            corrected = [o for o in flow.bp_observations() if components(o).get("8480-6") == WRONG_CLOCK_RECORD["systolic"]]
+            true_time = hub_time(added[0]["deviceTime"]) - datetime.timedelta(seconds=WRONG_CLOCK_OFFSET)
+            effective = corrected[0].get("effectiveDateTime") if corrected else None
+            report.check("the wrong-clock record's effective time is corrected onto the hub's timeline",
+                         bool(effective) and abs((parse_time(effective) - true_time).total_seconds()) <= 30,
+                         {"deviceTime": added[0]["deviceTime"], "expected": true_time.isoformat(), "effective": effective})
+            coincident = coincident_for(corrected[0], server.observations()) if corrected else None
+            report.check("a Coincident Timestamp Observation records the monitor's clock against the hub's",
+                         coincident is not None and "valueDateTime" in coincident and abs(
+                             (parse_time(coincident["effectiveDateTime"]) - parse_time(coincident["valueDateTime"]))
+                             .total_seconds() + WRONG_CLOCK_OFFSET) <= 30, coincident)
+        flow.step("wrong clock", wrong_clock)
 
-        # 5. A wrong clock.
-        peripherals.request("disappear", device="bp")
-        peripherals.request("set-clock", device="bp", offsetSeconds=WRONG_CLOCK_OFFSET)
-        writes_before = len(peripherals.status("bp")["clockWrites"])
-        peripherals.request("appear", device="bp", records=[WRONG_CLOCK_RECORD])
-        wait_for("the wrong-clock record to be confirmed", lambda: len(peripherals.status("bp")["delivered"]) >= 5, 240, 1.0)
-        wrong = peripherals.status("bp")["delivered"][-1]
-        wait_for("the hub to set the monitor's clock", lambda: len(peripherals.status("bp")["clockWrites"]) > writes_before, 120, 1.0)
-        write = peripherals.status("bp")["clockWrites"][-1]
-        skew = abs((datetime.datetime.fromisoformat(write["written"]) - datetime.datetime.fromisoformat(write["hostTime"])).total_seconds())
-        report.check("the monitor received a Current Time write with the hub's time", skew <= 5, write)
-        wait_for("the wrong-clock record on the server", lambda: len(bp_observations()) >= len(expected_uploaded) + 2, 180, 2.0)
-        corrected = [o for o in bp_observations() if components(o).get("8480-6") == WRONG_CLOCK_RECORD["systolic"]]
-        true_time = hub_time(wrong["deviceTime"]) - datetime.timedelta(seconds=WRONG_CLOCK_OFFSET)
-        effective_ok = bool(corrected) and abs((parse_time(corrected[0]["effectiveDateTime"]) - true_time).total_seconds()) <= 30
-        report.check("the wrong-clock record's effective time is corrected onto the hub's timeline", effective_ok,
-                     {"deviceTime": wrong["deviceTime"], "expected": true_time.isoformat(),
-                      "effective": corrected[0].get("effectiveDateTime") if corrected else None})
-        coincident = coincident_for(corrected[0], server.observations()) if corrected else None
-        ct_ok = coincident is not None and "valueDateTime" in coincident and abs(
-            (parse_time(coincident["effectiveDateTime"]) - parse_time(coincident["valueDateTime"])).total_seconds()
-            + WRONG_CLOCK_OFFSET) <= 30
-        report.check("a Coincident Timestamp Observation records the monitor's clock against the hub's", ct_ok, coincident)
-        report.phase("wrong clock")
+        # 5. The monitor vanishes and returns with one more record: the running daemon must notice by itself.
+        def reconnection() -> None:
+            peripherals.request("disappear", device="bp")
+            time.sleep(5)
+            confirmed = len(peripherals.status("bp")["delivered"])
+            peripherals.request("appear", device="bp", records=[RETURN_RECORD])
+            flow.wait_confirmed(confirmed + 1, "the record stored while the monitor was away", timeout=150)
+            flow.check_server("after reconnecting, the new record is uploaded and nothing is duplicated")
+        flow.step("reconnection", reconnection)
 
         # 6. Restart the daemon and bluetoothd: the bond is reused.
-        code = daemon.stop()
-        report.check("vitalgated stops cleanly on SIGTERM", code == 0, code)
-        subprocess.run([str(HERE / "vm-bluetoothd"), "restart"], check=True)
-        encryptions_before = peripherals.status("bp")["encryptions"]
-        peripherals.request("add-records", device="bp", records=[AFTER_RESTART_RECORD])
-        daemon.start()
-        wait_for("the record after the restarts to be confirmed", lambda: len(peripherals.status("bp")["delivered"]) >= 6, 240, 1.0)
-        status = peripherals.status("bp")
-        report.check("after restarting vitalgated and bluetoothd the link was encrypted with the stored bond, no second pairing",
-                     status["pairings"] == 1 and status["encryptions"] > encryptions_before,
-                     {k: status[k] for k in ("pairings", "pairingFailures", "encryptions")})
-        wait_for("the record after the restarts on the server", lambda: len(bp_observations()) >= len(expected_uploaded) + 3, 180, 2.0)
-        report.phase("restarts")
+        def restarts() -> None:
+            code = daemon.stop()
+            report.check("vitalgated stops cleanly on SIGTERM", code == 0, code)
+            subprocess.run([str(HERE / "vm-bluetoothd"), "restart"], check=True)
+            before = peripherals.status("bp")
+            peripherals.request("add-records", device="bp", records=[AFTER_RESTART_RECORD])
+            daemon.start()
+            flow.wait_confirmed(len(before["delivered"]) + len(before["stored"]) + 1, "every record after the restarts")
+            status = peripherals.status("bp")
+            report.check("after restarting vitalgated and bluetoothd the link was encrypted with the stored bond, "
+                         "no second pairing", status["pairings"] == 1 and status["encryptions"] > before["encryptions"],
+                         {k: status[k] for k in ("pairings", "pairingFailures", "encryptions")})
+            flow.check_server("after the restarts every record is on the server once")
+        flow.step("restarts", restarts)
 
         # 7. The operator's view agrees with the server.
-        def queue() -> dict:
-            result = vitalgate("queue", "--json", "--config", str(config))
-            return json.loads(result.stdout)["counts"] if result.returncode == 0 else {}
-        counts = wait_for("the queue to drain", lambda: (q := queue()) and q.get("pending", 1) == 0 and q.get("in-flight", 1) == 0 and q, 120, 2.0)
-        uploaded = len(expected_uploaded) + 3 + len(windowed_heart_rate(server.observations()))
-        report.check("vitalgate queue --json: nothing pending or dead, the user-2 record unassigned, the rest delivered",
-                     counts.get("unassigned") == 1 and not counts.get("dead") and counts.get("delivered", 0) >= uploaded,
-                     {"counts": counts, "expectedDelivered": uploaded})
+        def queue() -> None:
+            def counts() -> dict:
+                result = vitalgate("queue", "--json", "--config", str(config))
+                return json.loads(result.stdout)["counts"] if result.returncode == 0 else {}
+            drained = wait_for("the queue to drain", lambda: (q := counts()) and q.get("pending", 1) == 0
+                               and q.get("in-flight", 1) == 0 and q, 120, 2.0)
+            uploaded = len(flow.bp_observations()) + len(windowed_heart_rate(server.observations()))
+            report.check("vitalgate queue --json: nothing pending or dead, the user-2 record unassigned, the rest delivered",
+                         drained.get("unassigned") == 1 and not drained.get("dead") and drained.get("delivered", 0) >= uploaded,
+                         {"counts": drained, "expectedDelivered": uploaded})
+        flow.step("queue", queue)
         code = daemon.stop()
         daemon = None
         report.check("vitalgated stops cleanly at the end", code == 0, code)
-        log_text = (workdir / "vitalgated.log").read_text()
-        report.check("the daemon's log names no patient identifier", PATIENT_VALUE not in log_text)
-        report.phase("queue")
+        report.check("the daemon's log names no patient identifier",
+                     PATIENT_VALUE not in (workdir / "vitalgated.log").read_text())
     finally:
         if daemon:
             daemon.stop()
@@ -336,17 +339,59 @@ def run(results: Path, request: dict, report: Report) -> None:
         server.stop()
 
 
-def match_records(records: list[dict], observations: list[dict], tolerance_seconds: float) -> dict:
-    """Pairs each record the monitor sent with one Observation by values and effective time."""
+class Flow:
+    """What the steps share: the checks that every record the monitor confirmed is on the server exactly
+    once, and step-by-step error handling so one failed step does not hide the next ones."""
+
+    def __init__(self, report: Report, peripherals: Peripherals, server: Server, patient_id: str) -> None:
+        self.report = report
+        self.peripherals = peripherals
+        self.server = server
+        self.patient_id = patient_id
+        self.wrong: list[dict] = []  # records stamped by the wrong clock: their effective time is corrected
+
+    def step(self, name: str, function) -> None:
+        try:
+            function()
+        except (TimeoutError, RuntimeError, OSError, KeyError, ValueError) as error:
+            self.report.check(f"{name}: the step completed", False, f"{type(error).__name__}: {error}")
+        self.report.phase(name)
+
+    def wait_confirmed(self, count: int, what: str, timeout: float = 180) -> None:
+        wait_for(f"{what} to be confirmed (indications)", lambda: len(self.peripherals.status("bp")["delivered"]) >= count,
+                 timeout, 1.0)
+
+    def bp_observations(self) -> list[dict]:
+        return [o for o in self.server.observations() if has_code(o, LOINC_BLOOD_PRESSURE)]
+
+    def check_server(self, name: str) -> None:
+        """Every confirmed record of unknown user on the server exactly once: by values and device time, or
+        by values alone for the wrong-clock records (their time is checked on its own)."""
+        delivered = [d for d in self.peripherals.status("bp")["delivered"] if d["user"] == UNKNOWN_USER]
+        wrong_bytes = {w["bytes"] for w in self.wrong}
+        wait_for(f"{len(delivered)} blood-pressure Observations on the server",
+                 lambda: len(self.bp_observations()) >= len(delivered), 180, 2.0)
+        observed = self.bp_observations()
+        matched = match_records([d for d in delivered if d["bytes"] not in wrong_bytes], observed, tolerance_seconds=5,
+                                loose=[d for d in delivered if d["bytes"] in wrong_bytes])
+        self.report.check(name, matched["ok"] and len(observed) == len(delivered), matched)
+
+
+def match_records(records: list[dict], observations: list[dict], tolerance_seconds: float,
+                  loose: list[dict] = ()) -> dict:
+    """Pairs each record the monitor sent with one Observation by values and effective time (`loose` ones by
+    values only)."""
     unmatched = list(observations)
     missing = []
-    for record in records:
+    for record in [*records, *loose]:
+        timed = record in records
         found = None
         for observation in unmatched:
             values = components(observation)
             when = observation.get("effectiveDateTime")
             if (values.get("8480-6") == record["systolic"] and values.get("8462-4") == record["diastolic"] and when
-                    and abs((parse_time(when) - hub_time(record["deviceTime"])).total_seconds()) <= tolerance_seconds):
+                    and (not timed or abs((parse_time(when) - hub_time(record["deviceTime"])).total_seconds())
+                         <= tolerance_seconds)):
                 found = observation
                 break
         if found is None:

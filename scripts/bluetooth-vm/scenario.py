@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vmlib import BluetoothCtl, Peripherals, Report, bluetoothctl, device_info, log, wait_for  # noqa: E402
+from vmlib import BluetoothCtl, Peripherals, Report, bluetoothctl, device_info, end_process, log, wait_for  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 UUID_2A35 = "00002a35-0000-1000-8000-00805f9b34fb"
@@ -68,7 +68,7 @@ def smoke(results: Path, request: dict, report: Report) -> None:
     workdir = Path("/tmp/smoke")
     workdir.mkdir(parents=True, exist_ok=True)
     peripherals = Peripherals(workdir, SMOKE_DEVICES, verbose=request.get("verboseBumble", False),
-                              name="smoke-peripherals")
+                              name="smoke-peripherals", log_dir=results)
     bp, hr = peripherals.addresses["bp"], peripherals.addresses["hr"]
     ctl = None
     try:
@@ -192,6 +192,11 @@ def main() -> int:
     started = time.monotonic()
     if request.get("bluetoothdDebug"):
         restart_bluetoothd(debug=True)
+    monitor = None
+    if request.get("dbusMonitor"):
+        # Every signal and call on the system bus (BlueZ's PropertiesChanged, the agents), for diagnosis.
+        monitor = subprocess.Popen(["dbus-monitor", "--system"], stdout=open(args.results / "dbus-monitor.log", "w"),
+                                   stderr=subprocess.STDOUT)
     entries: list[dict] = []
     for name in request.get("scenarios", ["smoke"]):
         log(f"== scenario {name}")
@@ -211,6 +216,8 @@ def main() -> int:
         entries.append(report.finish(error))
         log(f"== scenario {name}: {'ok' if entries[-1]['ok'] else 'FAILED'} {error or ''}")
         write_results(args.results, entries, started)
+    if monitor:
+        end_process(monitor)
     return 0 if entries and all(entry["ok"] for entry in entries) else 1
 
 

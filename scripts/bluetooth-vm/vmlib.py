@@ -80,14 +80,15 @@ class Report:
 class Peripherals:
     """peripherals.py as a child process, driven through its control socket."""
 
-    def __init__(self, workdir: Path, config: dict, verbose: bool = False, name: str = "peripherals") -> None:
+    def __init__(self, workdir: Path, config: dict, verbose: bool = False, name: str = "peripherals",
+                 log_dir: Path | None = None) -> None:
         self.workdir = workdir
         self.socket_path = str(workdir / f"{name}.sock")
         ready = workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
         config_path = workdir / f"{name}.json"
         config_path.write_text(json.dumps(config, indent=2))
-        self.log_path = workdir / f"{name}.log"
+        self.log_path = (log_dir or workdir) / f"{name}.log"
         command = [VENV_PYTHON, str(HERE / "peripherals.py"), "--config", str(config_path), "--control",
                    self.socket_path, "--ready-file", str(ready)]
         if verbose:
