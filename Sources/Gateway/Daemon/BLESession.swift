@@ -109,11 +109,11 @@ final class BLESession: Sendable {
             return Outcome(end: .failed(error))
         }
         func find(_ uuid: String, service: String? = nil) -> BLECharacteristicInfo? {
-            tree.first { $0.uuid == uuid && (service == nil || $0.service == BLEMatcher.normalized(service!)) }
+            tree.first { $0.uuid == uuid && (service == nil || $0.service == BlueZUUID.normalized(service!)) }
         }
         // Optional characteristics (Intermediate Cuff Pressure) are often missing; one the profile can read must be there.
         let declared = c.ble.characteristics.filter { $0.mode == .notify || $0.mode == .indicate }
-        let subscriptions = declared.filter { find(BLEMatcher.normalized($0.uuid), service: $0.service) != nil }
+        let subscriptions = declared.filter { find(BlueZUUID.normalized($0.uuid), service: $0.service) != nil }
         if subscriptions.isEmpty {
             c.central.disconnect(c.address)
             let wanted = declared.map { "\($0.uuid) in service \($0.service)" }.joined(separator: ", ")
@@ -174,7 +174,7 @@ final class BLESession: Sendable {
 
         guard handle(engine.start(at: c.now())) else { c.central.disconnect(c.address); return outcome }
         for subscription in subscriptions {
-            guard let target = find(BLEMatcher.normalized(subscription.uuid), service: subscription.service) else { continue }
+            guard let target = find(BlueZUUID.normalized(subscription.uuid), service: subscription.service) else { continue }
             do {
                 try c.central.subscribe(c.address, service: target.service, characteristic: target.uuid, timeout: .seconds(20))
             } catch {
@@ -183,7 +183,7 @@ final class BLESession: Sendable {
             }
         }
         // Glucose meters (and others with a Record Access Control Point) send stored records only when asked.
-        if let racp = find(RACP.uuid), racp.flags.contains("write"), subscriptions.contains(where: { BLEMatcher.normalized($0.uuid) == RACP.uuid }) {
+        if let racp = find(RACP.uuid), racp.flags.contains("write"), subscriptions.contains(where: { BlueZUUID.normalized($0.uuid) == RACP.uuid }) {
             do {
                 try c.central.write(c.address, service: racp.service, characteristic: racp.uuid, value: RACP.reportAllRecords(),
                                     withResponse: true, timeout: .seconds(20))
@@ -256,7 +256,7 @@ struct ClockState {
         case .currentTime:
             guard currentTime?.flags.contains("write") == true else { return false }
         case .dateTime:
-            guard context.ble.characteristics.contains(where: { BLEMatcher.normalized($0.uuid) == DateTimeCharacteristic.uuid && $0.mode == .write }) else { return false }
+            guard context.ble.characteristics.contains(where: { BlueZUUID.normalized($0.uuid) == DateTimeCharacteristic.uuid && $0.mode == .write }) else { return false }
             // Without a readable clock there is nothing to compare with: set it.
             return true
         case .none, .vendorCommand:
@@ -294,8 +294,8 @@ struct ClockState {
             guard let currentTime else { return }
             target = (currentTime.service, currentTime.uuid, CurrentTime.encode(local))
         case .dateTime:
-            guard let declared = c.ble.characteristics.first(where: { BLEMatcher.normalized($0.uuid) == DateTimeCharacteristic.uuid }) else { return }
-            target = (BLEMatcher.normalized(declared.service), DateTimeCharacteristic.uuid, DateTimeCharacteristic.encode(local))
+            guard let declared = c.ble.characteristics.first(where: { BlueZUUID.normalized($0.uuid) == DateTimeCharacteristic.uuid }) else { return }
+            target = (BlueZUUID.normalized(declared.service), DateTimeCharacteristic.uuid, DateTimeCharacteristic.encode(local))
         case .none, .vendorCommand:
             return
         }

@@ -21,7 +21,7 @@ import VitalModel
 /// A session that stored readings new to the Outbox resets the backoff.
 final class BluetoothManager: Sendable {
     private let central: any BLECentral
-    private let matcher: BLEMatcher
+    private let matcher: BLEProfileMatcher
     private let settings: BluetoothSettings
     private let outbox: Outbox
     private let subject: PatientIdentifier?
@@ -74,7 +74,7 @@ final class BluetoothManager: Sendable {
          subject: PatientIdentifier?, log: DaemonLog, onStored: @escaping @Sendable () -> Void,
          now: @escaping @Sendable () -> HubTimestamp = { HubTimestamp.now() }, timing: Timing = Timing()) {
         self.central = central
-        self.matcher = BLEMatcher(profiles: profiles)
+        self.matcher = BLEProfileMatcher(profiles: profiles)
         self.settings = settings
         self.outbox = outbox
         self.subject = subject
