@@ -23,7 +23,7 @@ final class DBusConnection: @unchecked Sendable {
 
     /// The connection's name on the bus (`:1.42`); peers address method calls to it.
     let uniqueName: String
-    /// Where the connection goes, for messages: `system bus` or the address.
+    /// Where the connection goes, for messages: `D-Bus system bus` or `D-Bus bus ADDRESS`.
     let busDescription: String
 
     // Touched by the connection's thread only once started (and by init / an unstarted close).
