@@ -42,8 +42,9 @@ struct BluetoothCommand {
     /// passkey lines for `--passkey-stdin`; `emit` writes lines a person must see while the command runs.
     static func run(_ arguments: [String], busAddress: String? = nil, input: @escaping @Sendable () -> String? = { readLine() },
                     emit: @escaping @Sendable (String) -> Void = DevicesCommand.writeToStandardOutput) -> CommandResult {
-        if arguments.isEmpty || arguments.contains("--help") || arguments.contains("-h") || arguments.first == "help" {
-            return CommandResult(stdout: usage + "\n", exitCode: arguments.isEmpty ? 2 : 0)
+        if arguments.isEmpty { return CommandResult(stderr: usage + "\n", exitCode: 2) }
+        if arguments.contains("--help") || arguments.contains("-h") || arguments.first == "help" {
+            return CommandResult(stdout: usage + "\n")
         }
         let subcommand = arguments[0]
         do {

@@ -212,7 +212,16 @@ public final class BlueZMock: @unchecked Sendable {
                    environment: busEnvironment(address), log: directory.appendingPathComponent("dbusmock.log"))
     }
 
+    /// Checked once per test process (a probe is one more child process, and tests start many mocks).
+    private static let prerequisitesChecked = Mutex(false)
+
     private static func requirePrerequisites() throws(TestProcessError) {
+        if prerequisitesChecked.withLock({ $0 }) { return }
+        try probePrerequisites()
+        prerequisitesChecked.withLock { $0 = true }
+    }
+
+    private static func probePrerequisites() throws(TestProcessError) {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dbus-daemon") else {
             throw TestProcessError("/usr/bin/dbus-daemon is missing. Fix: run scripts/install-deps (installs the dbus package)")
         }

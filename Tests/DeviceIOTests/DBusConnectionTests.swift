@@ -135,6 +135,29 @@ struct DBusConnectionTests {
         #expect(error?.message.contains("own thread") == true)
     }
 
+    @Test("a caller still returns with a timeout when the connection's thread is held up by a blocking handler")
+    func stuckThread() async throws {
+        let error = try await onDedicatedThread { () throws -> DBusCallError? in
+            let mock = try BlueZMock.start(lifetime: .seconds(120))
+            defer { mock.stop() }
+            let connection = try DBusConnection(address: mock.address)
+            defer { connection.close() }
+            connection.start(onMessage: { _ in false }, onDisconnect: {})
+            let release = DispatchSemaphore(value: 0)
+            connection.perform { _ in _ = release.wait(timeout: .now() + 60) }  // a handler that blocks
+            defer { release.signal() }
+            do throws(DBusCallError) {
+                _ = try connection.call(destination: "org.bluez", path: "/", interface: "org.freedesktop.DBus.ObjectManager",
+                                        member: "GetManagedObjects", timeout: .milliseconds(300))
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(error?.isTimeout == true)
+        #expect(error?.message.contains("the D-Bus thread did not answer") == true, "\(String(describing: error))")
+    }
+
     @Test("when the bus goes away, a waiting caller fails and the disconnect handler runs once")
     func busLoss() async throws {
         let (error, disconnects) = try await onDedicatedThread { () throws -> (DBusCallError?, Int) in

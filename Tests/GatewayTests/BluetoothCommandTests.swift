@@ -204,6 +204,7 @@ struct BluetoothCommandTests {
     }
 
     @Test("usage mistakes exit 2 with the reason", arguments: [
+        ([], "Usage: vitalgate bluetooth scan"),
         (["pair"], "takes one ADDRESS"),
         (["pair", "C4:F3:12:53:F2"], "not a Bluetooth address"),
         (["forget", "a", "b"], "takes one ADDRESS"),

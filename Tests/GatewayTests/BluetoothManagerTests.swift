@@ -262,9 +262,9 @@ struct BluetoothManagerTests {
         #expect(h.central.log.withLock { $0.connects.count } == 3)
         try h.waitFor("the session's end") { h.manager.currentTotals.sessions == 3 && h.manager.currentTotals.readings == 1 }
         // The cuff comes back with the same record: a new session, and the Outbox keeps one row.
-        h.central.advertise(Self.cuffInfo())
-        try h.waitFor("a fourth connection") { h.central.log.withLock { $0.connects.count } == 4 }
-        try h.waitFor("the second download") { h.manager.currentTotals.readings == 2 }
+        // The hub connects again by itself after a normal end (BlueZ may say nothing more about the device).
+        try h.waitFor("a fourth connection") { h.central.log.withLock { $0.connects.count } >= 4 }
+        try h.waitFor("the second download") { h.manager.currentTotals.readings >= 2 }
         #expect(try h.stored().count == 1)
         #expect(h.manager.currentTotals.failures == 2)
     }

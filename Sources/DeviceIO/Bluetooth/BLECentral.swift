@@ -66,7 +66,9 @@ public enum BLEEvent: Sendable, Hashable {
     case adapter(present: Bool, powered: Bool)
     /// A device was found, or a property of one changed (name, services, RSSI, connected, paired…).
     case device(BLEDeviceInfo)
-    /// The adapter forgot the device (it was removed, or a scan result aged out).
+    /// The adapter forgot the device (it was removed, or a scan result aged out), or BlueZ's view of it
+    /// went away with the adapter, with bluetoothd (it is reported again when bluetoothd is back) or with the
+    /// bus connection. Not a sign that the device was unpaired.
     case deviceRemoved(EUI48)
     /// A notification or indication arrived on a characteristic the hub subscribed to.
     case value(EUI48, service: String, characteristic: String, bytes: [UInt8])

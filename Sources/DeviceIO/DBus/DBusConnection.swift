@@ -23,7 +23,7 @@ final class DBusConnection: @unchecked Sendable {
 
     /// The connection's name on the bus (`:1.42`); peers address method calls to it.
     let uniqueName: String
-    /// Where the connection goes, for messages: `system bus` or the address.
+    /// Where the connection goes, for messages: `D-Bus system bus` or `D-Bus bus ADDRESS`.
     let busDescription: String
 
     // Touched by the connection's thread only once started (and by init / an unstarted close).
@@ -245,15 +245,22 @@ final class DBusConnection: @unchecked Sendable {
                 + "it would wait for itself. Call it from another thread")
         }
         let done = DispatchSemaphore(value: 0)
+        // nil: waiting; .some: the answer, or the caller gave up (then a late answer is dropped).
         let outcome = Mutex<Result<[DBusValue], DBusCallError>?>(nil)
         callAsync(destination: destination, path: path, interface: interface, member: member, arguments: arguments,
                   timeout: timeout) { result in
-            outcome.withLock { $0 = result }
+            outcome.withLock { if $0 == nil { $0 = result } }
             done.signal()
         }
-        done.wait()
-        // Unreachable without a result: every path through callAsync completes exactly once.
-        switch outcome.withLock({ $0 }) ?? .failure(DBusCallError(name: DBusCallError.noReplyName, message: "", member: what)) {
+        // The connection's thread reports the timeout itself; the extra second only matters if that thread is
+        // stuck (a blocking event handler), and then the caller still returns.
+        let stuck = DBusCallError(name: DBusCallError.timeoutName,
+                                  message: "no reply within \(timeout); the D-Bus thread did not answer (is an event handler blocking it?)",
+                                  member: what)
+        if done.wait(timeout: .now() + Self.interval(timeout) + .seconds(1)) == .timedOut {
+            outcome.withLock { if $0 == nil { $0 = .failure(stuck) } }
+        }
+        switch outcome.withLock({ $0 }) ?? .failure(stuck) {
         case .success(let values): return values
         case .failure(let error): throw error
         }

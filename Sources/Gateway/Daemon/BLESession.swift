@@ -91,6 +91,12 @@ final class BLESession: Sendable {
 
     /// Runs the connection to its end; blocks the calling (dedicated) thread.
     func run() -> Outcome {
+        var outcome = connectAndServe()
+        outcome.newReadings = context.sink.newReadings
+        return outcome
+    }
+
+    private func connectAndServe() -> Outcome {
         var outcome = Outcome(end: .disconnected)
         let c = context
         do {
@@ -98,8 +104,13 @@ final class BLESession: Sendable {
         } catch {
             return Outcome(end: .failed(error))
         }
-        // A stop that came while connecting.
-        if mailbox.withLock({ $0.contains { if case .stop = $0 { true } else { false } } }) {
+        // A stop that came while connecting ends the session; a disconnect queued before this connection existed
+        // (a link that dropped before the session connected again) is stale and dropped.
+        let stopped = mailbox.withLock { items -> Bool in
+            items.removeAll { if case .disconnected = $0 { true } else { false } }
+            return items.contains { if case .stop = $0 { true } else { false } }
+        }
+        if stopped {
             c.central.disconnect(c.address)
             return Outcome(end: .stopped)
         }
@@ -109,11 +120,11 @@ final class BLESession: Sendable {
             return Outcome(end: .failed(error))
         }
         func find(_ uuid: String, service: String? = nil) -> BLECharacteristicInfo? {
-            tree.first { $0.uuid == uuid && (service == nil || $0.service == BLEMatcher.normalized(service!)) }
+            tree.first { $0.uuid == uuid && (service == nil || $0.service == BlueZUUID.normalized(service!)) }
         }
         // Optional characteristics (Intermediate Cuff Pressure) are often missing; one the profile can read must be there.
         let declared = c.ble.characteristics.filter { $0.mode == .notify || $0.mode == .indicate }
-        let subscriptions = declared.filter { find(BLEMatcher.normalized($0.uuid), service: $0.service) != nil }
+        let subscriptions = declared.filter { find(BlueZUUID.normalized($0.uuid), service: $0.service) != nil }
         if subscriptions.isEmpty {
             c.central.disconnect(c.address)
             let wanted = declared.map { "\($0.uuid) in service \($0.service)" }.joined(separator: ", ")
@@ -174,7 +185,7 @@ final class BLESession: Sendable {
 
         guard handle(engine.start(at: c.now())) else { c.central.disconnect(c.address); return outcome }
         for subscription in subscriptions {
-            guard let target = find(BLEMatcher.normalized(subscription.uuid), service: subscription.service) else { continue }
+            guard let target = find(BlueZUUID.normalized(subscription.uuid), service: subscription.service) else { continue }
             do {
                 try c.central.subscribe(c.address, service: target.service, characteristic: target.uuid, timeout: .seconds(20))
             } catch {
@@ -183,7 +194,7 @@ final class BLESession: Sendable {
             }
         }
         // Glucose meters (and others with a Record Access Control Point) send stored records only when asked.
-        if let racp = find(RACP.uuid), racp.flags.contains("write"), subscriptions.contains(where: { BLEMatcher.normalized($0.uuid) == RACP.uuid }) {
+        if let racp = find(RACP.uuid), racp.flags.contains("write"), subscriptions.contains(where: { BlueZUUID.normalized($0.uuid) == RACP.uuid }) {
             do {
                 try c.central.write(c.address, service: racp.service, characteristic: racp.uuid, value: RACP.reportAllRecords(),
                                     withResponse: true, timeout: .seconds(20))
@@ -193,16 +204,19 @@ final class BLESession: Sendable {
         }
 
         var lastValue = ContinuousClock.now
+        var valuesSeen = false
         loop: while true {
             var deadline = windows.nextDeadline
-            let quietEnds = lastValue + c.quietBeforeClockSet
+            // The clock is set once the stored records are in: after a quiet spell following values, or, from a device
+            // that sent none, after a longer wait (it may be slow to start sending what it keeps).
+            let quietEnds = lastValue + (valuesSeen ? c.quietBeforeClockSet : c.quietBeforeClockSet * 4)
             if clock.wantsSet { deadline = deadline.map { min($0, quietEnds) } ?? quietEnds }
             if let wait = engine.timeoutMilliseconds {
-                let engineDeadline = ContinuousClock.now + .milliseconds(wait)
+                let engineDeadline = lastValue + .milliseconds(max(0, wait))
                 deadline = deadline.map { min($0, engineDeadline) } ?? engineDeadline
             }
             guard let item = next(until: deadline) else {
-                if let wait = engine.timeoutMilliseconds, wait >= 0, ContinuousClock.now >= lastValue + .milliseconds(wait) {
+                if let wait = engine.timeoutMilliseconds, ContinuousClock.now >= lastValue + .milliseconds(max(0, wait)) {
                     guard handle(engine.timeout(at: c.now())) else { break loop }
                 }
                 guard store(windows.closeDue()) else { break loop }
@@ -212,6 +226,7 @@ final class BLESession: Sendable {
             switch item {
             case .value(_, let characteristic, let bytes):
                 lastValue = .now
+                valuesSeen = true
                 if characteristic == RACP.uuid {
                     // The control point's answer ends the download; the records themselves came on 2A18.
                     continue
@@ -228,7 +243,6 @@ final class BLESession: Sendable {
         // A window cut short by the end of the connection is stored with what it has.
         if case .storeFailed = outcome.end {} else { _ = store(windows.flush()) }
         if case .disconnected = outcome.end {} else { c.central.disconnect(c.address) }
-        outcome.newReadings = c.sink.newReadings
         return outcome
     }
 }
@@ -256,7 +270,7 @@ struct ClockState {
         case .currentTime:
             guard currentTime?.flags.contains("write") == true else { return false }
         case .dateTime:
-            guard context.ble.characteristics.contains(where: { BLEMatcher.normalized($0.uuid) == DateTimeCharacteristic.uuid && $0.mode == .write }) else { return false }
+            guard context.ble.characteristics.contains(where: { BlueZUUID.normalized($0.uuid) == DateTimeCharacteristic.uuid && $0.mode == .write }) else { return false }
             // Without a readable clock there is nothing to compare with: set it.
             return true
         case .none, .vendorCommand:
@@ -294,8 +308,8 @@ struct ClockState {
             guard let currentTime else { return }
             target = (currentTime.service, currentTime.uuid, CurrentTime.encode(local))
         case .dateTime:
-            guard let declared = c.ble.characteristics.first(where: { BLEMatcher.normalized($0.uuid) == DateTimeCharacteristic.uuid }) else { return }
-            target = (BLEMatcher.normalized(declared.service), DateTimeCharacteristic.uuid, DateTimeCharacteristic.encode(local))
+            guard let declared = c.ble.characteristics.first(where: { BlueZUUID.normalized($0.uuid) == DateTimeCharacteristic.uuid }) else { return }
+            target = (BlueZUUID.normalized(declared.service), DateTimeCharacteristic.uuid, DateTimeCharacteristic.encode(local))
         case .none, .vendorCommand:
             return
         }
@@ -303,6 +317,8 @@ struct ClockState {
         do {
             try c.central.write(c.address, service: target.service, characteristic: target.uuid, value: value, withResponse: true,
                                 timeout: .seconds(20))
+            // Until the read-back says otherwise, the clock shows what was written.
+            lastCheck = DeviceClockCheck(hubTime: c.now(), deviceTime: local)
             c.log.info("bluetooth: \(c.address.bluetoothText): set the device clock to the hub's time")
         } catch {
             // Some cuffs refuse the write without authenticated pairing (ATT 0x80): the readings keep their clock check.

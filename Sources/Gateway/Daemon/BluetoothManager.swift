@@ -5,6 +5,9 @@ import Outbox
 import ProfileCatalog
 import Synchronization
 import VitalModel
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Bluetooth LE devices for the daemon: scans for the services the profiles claim, connects to the devices the
 /// operator adopted, and runs one ``BLESession`` per connected device on a thread of its own.
@@ -21,7 +24,7 @@ import VitalModel
 /// A session that stored readings new to the Outbox resets the backoff.
 final class BluetoothManager: Sendable {
     private let central: any BLECentral
-    private let matcher: BLEMatcher
+    private let matcher: BLEProfileMatcher
     private let settings: BluetoothSettings
     private let outbox: Outbox
     private let subject: PatientIdentifier?
@@ -53,6 +56,8 @@ final class BluetoothManager: Sendable {
         var retryScheduled = false
         /// The profile decision last logged, so a device advertising every second is explained once.
         var explained: String?
+        /// BlueZ forgot the device while its session was running; the entry goes when the session ends.
+        var removed = false
     }
 
     private struct State {
@@ -74,7 +79,7 @@ final class BluetoothManager: Sendable {
          subject: PatientIdentifier?, log: DaemonLog, onStored: @escaping @Sendable () -> Void,
          now: @escaping @Sendable () -> HubTimestamp = { HubTimestamp.now() }, timing: Timing = Timing()) {
         self.central = central
-        self.matcher = BLEMatcher(profiles: profiles)
+        self.matcher = BLEProfileMatcher(profiles: profiles)
         self.settings = settings
         self.outbox = outbox
         self.subject = subject
@@ -136,13 +141,24 @@ final class BluetoothManager: Sendable {
                 var peer = state.peers[info.address] ?? Peer(info: info)
                 let wasConnected = peer.info.connected
                 peer.info = info
+                peer.removed = false
                 state.peers[info.address] = peer
                 return wasConnected && !info.connected ? peer.session : nil
             }
             dropped?.deliver(.disconnected)
             consider(info.address)
         case .deviceRemoved(let address):
-            let session = state.withLock { state in state.peers.removeValue(forKey: address)?.session }
+            // A running session keeps its entry (its thread clears it): a device reported again meanwhile (bluetoothd
+            // restarted) must not get a second session, and the backoff must survive.
+            let session = state.withLock { state -> BLESession? in
+                guard let session = state.peers[address]?.session else {
+                    state.peers.removeValue(forKey: address)
+                    return nil
+                }
+                state.peers[address]?.info.connected = false
+                state.peers[address]?.removed = true
+                return session
+            }
             session?.deliver(.disconnected)
         case .value(let address, let service, let characteristic, let bytes):
             let session = state.withLock { state in state.peers[address]?.session }
@@ -180,6 +196,8 @@ final class BluetoothManager: Sendable {
                 quietBeforeClockSet: timing.quietBeforeClockSet))
             peer.session = session
             state.peers[address] = peer
+            // Entered under the lock, so a stop() that follows sees this session.
+            sessionsDone.enter()
             return .start(session, profile)
         }
         switch decision {
@@ -193,7 +211,6 @@ final class BluetoothManager: Sendable {
                 consider(address)
             }
         case .start(let session, let profile):
-            sessionsDone.enter()
             totals.withLock { $0.sessions += 1 }
             let thread = Thread { [self] in
                 run(session, address: address, profile: profile)
@@ -222,16 +239,23 @@ final class BluetoothManager: Sendable {
             log.info("bluetooth: \(label): session stopped; \(summary)")
         case .failed(let error):
             failed = true
-            log.warning("bluetooth: \(label): \(error); \(summary)")
+            // A device that is off or out of range is the usual case, not a fault.
+            log.log(error.code == ETIMEDOUT || error.isDisconnect ? .info : .warning, "bluetooth: \(label): \(error); \(summary)")
         case .storeFailed(let reason):
             failed = true
             log.error("bluetooth: \(label): the Outbox refused readings: \(reason); \(summary)")
         }
         if failed { totals.withLock { $0.failures += 1 } }
         let retry = state.withLock { state -> Duration? in
-            guard var peer = state.peers[address] else { return nil }
+            // Only this session's own entry: never one a later session registered.
+            guard var peer = state.peers[address], peer.session === session else { return nil }
             peer.session = nil
-            if outcome.newReadings > 0 { peer.failures = 0 }
+            if peer.removed {
+                state.peers.removeValue(forKey: address)
+                return nil
+            }
+            // A connection that ended normally, or stored new readings, shows the device works.
+            if outcome.newReadings > 0 || !failed { peer.failures = 0 }
             var delay = timing.reconnectDelay
             if failed {
                 peer.failures += 1
@@ -240,10 +264,11 @@ final class BluetoothManager: Sendable {
             }
             peer.notBefore = .now + delay
             state.peers[address] = peer
-            return failed && !state.stopping ? delay : nil
+            return state.stopping ? nil : delay
         }
         guard let retry else { return }
-        log.info("bluetooth: \(label): trying again in \(retry)")
+        // After a normal end too: BlueZ may say nothing more about a device that advertises steadily.
+        if failed { log.info("bluetooth: \(label): trying again in \(retry)") }
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(retry.milliseconds(roundingUp: true)))) { [self] in
             consider(address)
         }

@@ -156,9 +156,6 @@ public enum Daemon {
         return manager
     }
 
-    /// The Bluetooth stack the daemon uses; replaced in tests.
-    nonisolated(unsafe) static var makeCentral: (@Sendable (BluetoothSettings) -> (any BLECentral)?) = { _ in nil }
-
     /// Starts Bluetooth LE: adopted devices a profile claims are connected to. Without BlueZ the daemon goes on.
     static func startBluetooth(_ configuration: DaemonConfiguration, profiles: [DeviceProfile]?, outbox: Outbox, log: DaemonLog,
                                onStored: @escaping @Sendable () -> Void) -> BluetoothManager? {
@@ -166,7 +163,8 @@ public enum Daemon {
             log.info("bluetooth: off (bluetooth.enabled is false)")
             return nil
         }
-        guard let profiles, let central = makeCentral(configuration.bluetooth) else { return nil }
+        guard let profiles else { return nil }
+        let central = BlueZCentral(adapter: configuration.bluetooth.adapter)
         let manager = BluetoothManager(central: central, profiles: profiles, settings: configuration.bluetooth, outbox: outbox,
                                        subject: configuration.owner, log: log, onStored: onStored)
         do { try manager.start() } catch {
