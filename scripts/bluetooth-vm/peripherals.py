@@ -273,7 +273,9 @@ class BloodPressureMonitor(Peripheral):
         return datetime.datetime.now() + self.clock_offset
 
     def read_clock(self, _connection) -> bytes:
-        return current_time(self.device_now())
+        now = self.device_now()
+        self.event("clock-read", deviceTime=now_text(now))
+        return current_time(now)
 
     def write_clock(self, _connection, value: bytes) -> None:
         try:
