@@ -297,4 +297,22 @@ struct BluetoothManagerTests {
         #expect(window.maximum.value == .number(DecimalValue(mantissa: 78, exponent: 0)))
         #expect(reading.kind == .heartRate)
     }
+
+    @Test("an indication bluetoothd forwards before the hub asked again (a bonded cuff reconnecting) is stored, not dropped")
+    func valueBeforeSession() throws {
+        // No values on subscription: the only record is the one bluetoothd already confirmed to the cuff.
+        let h = try harness([Self.cuff: .init(tree: Self.bpsTree)])
+        defer { h.manager.stop(waitingUpTo: .seconds(5)) }
+        var info = Self.cuffInfo()
+        h.central.advertise(info)
+        try h.waitFor("the first session") { h.manager.currentTotals.sessions == 1 }
+        h.central.disconnectFromDevice(Self.cuff)
+        info.connected = true
+        h.central.emit(.device(info))
+        h.central.emit(.value(Self.cuff, service: "1810", characteristic: "2A35", bytes: Self.bpm[0]))
+        try h.waitFor("the record") { try h.stored().count == 1 }
+        let reading = try #require(try h.stored().first).reading
+        #expect(reading.kind == .bloodPressure, "\(reading)")
+        #expect(reading.device.bluetoothAddress == Self.cuff)
+    }
 }

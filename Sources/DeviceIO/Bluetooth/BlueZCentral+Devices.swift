@@ -97,7 +97,6 @@ extension BlueZCentral {
 
     public func disconnect(_ address: EUI48) {
         guard let connection = try? requireConnection("Disconnect", address), let path = try? devicePath(address, "Disconnect") else { return }
-        model.withLock { model in model.subscribed = model.subscribed.filter { !$0.hasPrefix(path + "/") } }
         _ = try? connection.call(destination: Self.service, path: path, interface: Self.deviceInterface, member: "Disconnect",
                                  timeout: Self.callTimeout)
     }

@@ -88,11 +88,10 @@ extension BlueZCentral {
             deviceEvents.append(.deviceRemoved(info.address))
         }
         for (path, info) in current.sorted(by: { $0.key < $1.key }) where model.reported[path] != info {
+            // Subscriptions outlive the link: bluetoothd re-enables the notifications of its D-Bus clients when a bonded
+            // device reconnects, and a monitor then indicates at once, before the hub asks again. Those values (confirmed
+            // to the device by bluetoothd) must reach the hub; they end only with the characteristic's object.
             deviceEvents.append(.device(info))
-            if !info.connected {
-                // Subscriptions end with the link.
-                model.subscribed = model.subscribed.filter { !$0.hasPrefix(path + "/") }
-            }
         }
         model.reported = current
 

@@ -72,6 +72,16 @@ final class BLESession: Sendable {
 
     func stop() { deliver(.stop) }
 
+    /// Takes the values waiting in the mailbox: bluetoothd confirmed them to the device already, so whoever ends
+    /// this session must store them.
+    func takeValues() -> [Item] {
+        mailbox.withLock { items in
+            let values = items.filter { if case .value = $0 { true } else { false } }
+            items.removeAll { if case .value = $0 { true } else { false } }
+            return values
+        }
+    }
+
     /// The next item, or nil when `deadline` passed first.
     private func next(until deadline: ContinuousClock.Instant?) -> Item? {
         while true {
@@ -238,6 +248,12 @@ final class BLESession: Sendable {
             case .stop:
                 outcome.end = .stopped
                 break loop
+            }
+        }
+        // Values that came with or after the end were confirmed to the device by bluetoothd: decoded and stored too.
+        if case .storeFailed = outcome.end {} else {
+            for case .value(_, let characteristic, let bytes) in takeValues() where characteristic != RACP.uuid {
+                guard handle(engine.receive(bytes, channel: characteristic, at: c.now())) else { break }
             }
         }
         // A window cut short by the end of the connection is stored with what it has.

@@ -161,13 +161,33 @@ final class BluetoothManager: Sendable {
             }
             session?.deliver(.disconnected)
         case .value(let address, let service, let characteristic, let bytes):
-            let session = state.withLock { state in state.peers[address]?.session }
-            session?.deliver(.value(service: service, characteristic: characteristic, bytes: bytes))
+            // bluetoothd re-enables notifications by itself when a bonded device reconnects, and has confirmed an
+            // indication before it tells anyone: a value with no session starts one at once, which takes it first.
+            deliver([.value(service: service, characteristic: characteristic, bytes: bytes)], to: address)
+        }
+    }
+
+    /// Hands values to the device's session, starting one at once if none runs. Delivered under the state lock, so a
+    /// session that is ending either gets them before its final drain or is already replaced.
+    private func deliver(_ values: [BLESession.Item], to address: EUI48) {
+        guard !values.isEmpty else { return }
+        func handOver() -> Bool {
+            state.withLock { state in
+                guard let session = state.peers[address]?.session else { return false }
+                values.forEach(session.deliver)
+                return true
+            }
+        }
+        if handOver() { return }
+        consider(address, immediately: true)
+        if !handOver() {
+            log.warning("bluetooth: \(address.bluetoothText): \(values.count) value(s) arrived from a device no session can serve "
+                + "(not adopted, or claimed by no single profile); not stored")
         }
     }
 
     /// Starts a session for the device if it is adopted, claimed, idle and its backoff has passed.
-    private func consider(_ address: EUI48) {
+    private func consider(_ address: EUI48, immediately: Bool = false) {
         enum Decision { case start(BLESession, DeviceProfile), later(Duration), explain(String), nothing }
         let decision = state.withLock { state -> Decision in
             guard !state.stopping, var peer = state.peers[address], peer.session == nil, peer.info.trusted else { return .nothing }
@@ -184,7 +204,7 @@ final class BluetoothManager: Sendable {
             }
             guard case .ble(let ble) = profile.transport else { return .nothing }
             let wait = ContinuousClock.now.duration(to: peer.notBefore)
-            if wait > .zero {
+            if wait > .zero, !immediately {
                 guard !peer.retryScheduled else { return .nothing }
                 peer.retryScheduled = true
                 state.peers[address] = peer
@@ -246,10 +266,12 @@ final class BluetoothManager: Sendable {
             log.error("bluetooth: \(label): the Outbox refused readings: \(reason); \(summary)")
         }
         if failed { totals.withLock { $0.failures += 1 } }
+        var leftovers: [BLESession.Item] = []
         let retry = state.withLock { state -> Duration? in
             // Only this session's own entry: never one a later session registered.
             guard var peer = state.peers[address], peer.session === session else { return nil }
             peer.session = nil
+            leftovers = session.takeValues()
             if peer.removed {
                 state.peers.removeValue(forKey: address)
                 return nil
@@ -266,6 +288,8 @@ final class BluetoothManager: Sendable {
             state.peers[address] = peer
             return state.stopping ? nil : delay
         }
+        // Values that arrived after the session's last look at its mailbox: a new session takes them.
+        deliver(leftovers, to: address)
         guard let retry else { return }
         // After a normal end too: BlueZ may say nothing more about a device that advertises steadily.
         if failed { log.info("bluetooth: \(label): trying again in \(retry)") }

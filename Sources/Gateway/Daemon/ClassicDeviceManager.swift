@@ -224,9 +224,7 @@ final class ClassicDeviceManager: Sendable {
             $0.readings += outcome.counters.readings
             $0.problems += outcome.counters.problems
         }
-        // Decode problems carry device bytes, which may be measured values: only their number is logged.
-        let summary = "\(outcome.counters.readings) reading(s) stored, \(outcome.counters.problems) unreadable frame(s), "
-            + "\(outcome.counters.timeouts) timeout(s)"
+        let summary = outcome.counters.logSummary
         // New rows, not readings the device re-sent: a device failing at the same point after re-sending its
         // memory must still back off.
         let progressed = sink.newReadings > 0

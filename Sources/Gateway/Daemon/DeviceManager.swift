@@ -219,9 +219,7 @@ final class DeviceManager: Sendable {
             $0.readings += outcome.counters.readings
             $0.problems += outcome.counters.problems
         }
-        // Decode problems carry device bytes, which may be measured values: only their number is logged.
-        let summary = "\(outcome.counters.readings) reading(s) stored, \(outcome.counters.problems) unreadable frame(s), "
-            + "\(outcome.counters.timeouts) timeout(s)"
+        let summary = outcome.counters.logSummary
         // New rows, not readings the device re-sent: a device that fails at the same point after re-sending
         // its old records must still back off.
         let progressed = sink.newReadings > 0
@@ -345,5 +343,13 @@ final class OutboxSink: ReadingSink {
         let new = outcomes.filter { if case .stored = $0 { true } else { false } }.count
         stored.add(new, ordering: .relaxed)
         onStored()
+    }
+}
+
+extension SessionCounters {
+    /// What a session did, for the journal. Decode problems carry device bytes, which may be measured values: only
+    /// their number is logged.
+    var logSummary: String {
+        "\(readings) reading(s) stored, \(problems) unreadable frame(s), \(timeouts) timeout(s)"
     }
 }
