@@ -222,12 +222,3 @@ def device_info(address: str) -> dict[str, str]:
         if sep:
             info.setdefault(key, value)
     return info
-
-
-def dbus_path(address: str, adapter: str = "hci0") -> str:
-    return f"/org/bluez/{adapter}/dev_{address.replace(':', '_')}"
-
-
-def run_quiet(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
