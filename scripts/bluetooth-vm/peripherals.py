@@ -11,6 +11,10 @@
   an encrypted link, so a hub must pair first (Just Works, bonded). On subscription it indicates its stored
   records, oldest first, and forgets each one the hub confirmed. Its clock can be wrong on purpose; the
   hub setting it through CTS is recorded.
+- Optionally a second blood-pressure monitor that pairs with a passkey ("passkey": true in its settings):
+  MITM required, IO capability DisplayOnly, so the hub must type the random 6-digit passkey it displays
+  (reported in its status as "passkeys"); its 2A35 CCCD is written only over a link encrypted with an
+  authenticated (MITM) key.
 - A heart-rate sensor: Heart Rate Service 0x180D, Measurement 0x2A37 notified at 1 Hz with one RR interval
   (flags 0x10, uint8 heart rate) from a known sequence, Body Sensor Location 0x2A38. No pairing.
 
@@ -23,7 +27,7 @@ The scenario drives them through the control socket, one JSON object per line in
 Answers are {"ok": true, ...} or {"ok": false, "error": "..."}.
 
 The configuration file (JSON) names the peripherals, addresses, initial records and clock offsets; see
-DEFAULT_CONFIG. A record is {"systolic", "diastolic", "map", "pulse" (mmHg and beats/min, integers),
+DEFAULT_CONFIG. Keys "bp" and "bpk" are blood-pressure monitors, "hr" the heart-rate sensor. A record is {"systolic", "diastolic", "map", "pulse" (mmHg and beats/min, integers),
 "user" (u8), "status" (measurement status bits), "minutesAgo" (measured that long before it is stored,
 by the device's clock)}; its device time stamp is fixed when it is stored.
 """
@@ -46,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bumble_fixes  # noqa: E402
 from bumble import att, gatt, hci  # noqa: E402
 from bumble.core import AdvertisingData  # noqa: E402
-from bumble.device import Device, DeviceConfiguration  # noqa: E402
+from bumble.device import Connection, Device, DeviceConfiguration  # noqa: E402
 from bumble.host import Host  # noqa: E402
 from bumble.pairing import PairingConfig, PairingDelegate  # noqa: E402
 from bumble.transport.common import AsyncPipeSink  # noqa: E402
@@ -162,7 +166,7 @@ class Peripheral:
         self.connections: list = []
         self.present = True
         self.counts = {"connections": 0, "disconnections": 0, "pairings": 0, "pairingFailures": 0,
-                       "encryptions": 0}
+                       "encryptions": 0, "authenticatedPairings": 0}
         self.events: list[dict] = []
 
     def event(self, kind: str, **fields) -> None:
@@ -201,7 +205,12 @@ class Peripheral:
 
     def on_pairing(self, connection, keys) -> None:
         self.counts["pairings"] += 1
-        self.event("paired", bonded=keys.ltk is not None or keys.ltk_peripheral is not None)
+        key = keys.ltk or keys.ltk_peripheral
+        # Bumble marks a key authenticated when the pairing method was not Just Works (passkey, comparison).
+        authenticated = key is not None and key.authenticated
+        if authenticated:
+            self.counts["authenticatedPairings"] += 1
+        self.event("paired", bonded=key is not None, authenticated=authenticated)
 
     def on_pairing_failure(self, reason) -> None:
         self.counts["pairingFailures"] += 1
@@ -246,16 +255,26 @@ class BloodPressureMonitor(Peripheral):
         self.clock_writes: list[dict] = []
         self.indicating: set = set()  # connections that enabled indications on 2A35
         self.sending = False
-        self.device.pairing_config_factory = lambda connection: PairingConfig(
-            sc=True, mitm=False, bonding=True,
-            delegate=PairingDelegate(io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT))
+        self.requires_passkey = bool(settings.get("passkey"))
+        self.passkeys: list[str] = []  # every passkey displayed, oldest first
+        if self.requires_passkey:
+            self.device.pairing_config_factory = lambda connection: PairingConfig(
+                sc=True, mitm=True, bonding=True, delegate=DisplayingDelegate(self))
+        else:
+            self.device.pairing_config_factory = lambda connection: PairingConfig(
+                sc=True, mitm=False, bonding=True,
+                delegate=PairingDelegate(io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT))
         self.measurement = gatt.Characteristic(UUID_BLOOD_PRESSURE_MEASUREMENT, gatt.Characteristic.Properties.INDICATE,
                                                att.Attribute.Permissions(0))
-        # The CCCD written only over an encrypted link: the hub must pair before it gets any record.
+        # The CCCD written only over an encrypted link: the hub must pair before it gets any record. The passkey
+        # monitor also wants the link's key authenticated (MITM), which Bumble's own permission check cannot
+        # tell apart from Just Works (it calls every encrypted LE link authenticated).
+        cccd_value = self.device.gatt_server.make_descriptor_value(self.measurement)
+        if self.requires_passkey:
+            cccd_value = att.AttributeValueV2(cccd_value.read, write=self.write_cccd_authenticated)
         self.measurement.descriptors = [gatt.Descriptor(
             UUID_CCCD, att.Attribute.Permissions.READABLE | att.Attribute.Permissions.WRITEABLE
-            | att.Attribute.Permissions.WRITE_REQUIRES_ENCRYPTION,
-            self.device.gatt_server.make_descriptor_value(self.measurement))]
+            | att.Attribute.Permissions.WRITE_REQUIRES_ENCRYPTION, cccd_value)]
         self.measurement.on(self.measurement.EVENT_SUBSCRIPTION, self.on_subscription)
         feature = gatt.Characteristic(UUID_BLOOD_PRESSURE_FEATURE, gatt.Characteristic.Properties.READ,
                                       att.Attribute.Permissions.READABLE, struct.pack("<H", BP_FEATURES))
@@ -271,6 +290,16 @@ class BloodPressureMonitor(Peripheral):
 
     def device_now(self) -> datetime.datetime:
         return datetime.datetime.now() + self.clock_offset
+
+    async def write_cccd_authenticated(self, bearer, value: bytes) -> None:
+        connection = bearer if isinstance(bearer, Connection) else bearer.connection
+        keys = await self.device.keystore.get(str(connection.peer_address)) if self.device.keystore else None
+        key = keys and (keys.ltk or keys.ltk_peripheral)
+        if not (connection.is_encrypted and key is not None and key.authenticated):
+            self.event("cccd-rejected", characteristic="2A35", encrypted=bool(connection.is_encrypted),
+                       keyAuthenticated=bool(key and key.authenticated))
+            raise att.ATT_Error(att.ErrorCode.INSUFFICIENT_AUTHENTICATION)
+        self.device.gatt_server.write_cccd(bearer, self.measurement, value)
 
     def read_clock(self, _connection) -> bytes:
         now = self.device_now()
@@ -340,7 +369,7 @@ class BloodPressureMonitor(Peripheral):
             self.sending = False
 
     def status(self) -> dict:
-        return {**super().status(), "deviceTime": now_text(self.device_now()),
+        return {**super().status(), "deviceTime": now_text(self.device_now()), "passkeys": self.passkeys,
                 "clockOffsetSeconds": round(self.clock_offset.total_seconds(), 3),
                 "stored": self.stored, "delivered": self.delivered, "clockWrites": self.clock_writes}
 
@@ -348,6 +377,20 @@ class BloodPressureMonitor(Peripheral):
     def on_disconnection(self, connection, reason) -> None:
         self.indicating.discard(connection)
         super().on_disconnection(connection, reason)
+
+
+class DisplayingDelegate(PairingDelegate):
+    """A monitor with a display and no keys: it shows a random passkey the hub must type (MITM protection)."""
+
+    def __init__(self, monitor: BloodPressureMonitor) -> None:
+        super().__init__(io_capability=PairingDelegate.IoCapability.DISPLAY_OUTPUT_ONLY)
+        self.monitor = monitor
+
+    async def display_number(self, number: int, digits: int) -> None:
+        text = f"{number:0{digits}d}"
+        self.monitor.passkeys.append(text)
+        # Test data, not a secret: the scenario types it into the hub as a person would.
+        self.monitor.event("passkey-displayed", passkey=text)
 
 
 class HeartRateSensor(Peripheral):
@@ -458,8 +501,9 @@ async def main_async(args: argparse.Namespace) -> int:
     hub = bumble_fixes.KernelFriendlyController("hci0", host_source=transport.source, host_sink=transport.sink,
                                                 link=link, public_address=HUB_CONTROLLER_ADDRESS)
     peripherals: dict[str, Peripheral] = {}
-    if "bp" in settings:
-        peripherals["bp"] = BloodPressureMonitor("bp", settings["bp"], link)
+    for key in ("bp", "bpk"):
+        if key in settings:
+            peripherals[key] = BloodPressureMonitor(key, settings[key], link)
     if "hr" in settings:
         peripherals["hr"] = HeartRateSensor("hr", settings["hr"], link)
     for peripheral in peripherals.values():

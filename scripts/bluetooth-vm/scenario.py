@@ -6,6 +6,7 @@
   the stored records as indications, then connects to the heart-rate sensor and receives its 1 Hz
   notifications. Every value bluetoothctl printed is compared with what the peripherals sent.
 - pipeline: vitalgated end to end (see pipeline.py).
+- passkey: `vitalgate bluetooth pair --passkey-stdin` against a monitor that requires MITM (see passkey.py).
 
     scenario.py --request /vm/results/request.json --results /vm/results
 
@@ -204,6 +205,10 @@ def main() -> int:
             import pipeline  # noqa: PLC0415  (needs the daemon binaries; smoke does not)
             report = Report(args.results, name, expects_observations=True)
             runner = pipeline.run
+        elif name == "passkey":
+            import passkey  # noqa: PLC0415  (needs the CLI and daemon binaries, like pipeline)
+            report = Report(args.results, name)
+            runner = passkey.run
         else:
             report = Report(args.results, name)
             runner = smoke
