@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -120,3 +121,55 @@ def test_a_full_disk_stops_ingest_without_acknowledging_and_recovers(server, tmp
     missing = [device_time for device_time in report["acknowledgedDeviceTimes"] if device_time not in times]
     assert not missing, missing
     assert all(count == 1 for count in harness.server_readings(server, server.patient_id).values())
+
+
+def collect_notifications(tmp_path, server, environment: dict, seconds: float) -> tuple[list[str], int]:
+    """Runs vitalgated with a NOTIFY_SOCKET of ours for `seconds`, then SIGTERM; returns the messages and exit code."""
+    notify_path = str(tmp_path / "notify.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(notify_path)
+    receiver.settimeout(0.2)
+    config = harness.write_config(tmp_path, server.base)
+    log = open(tmp_path / "daemon.log", "w")
+    process = subprocess.Popen([str(harness.binary("vitalgated")), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "NOTIFY_SOCKET": notify_path, **environment})
+    messages: list[str] = []
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                messages += receiver.recv(4096).decode().split("\n")
+            except socket.timeout:
+                pass
+        process.terminate()
+        code = process.wait(30)
+        receiver.settimeout(1)
+        try:
+            while True:
+                messages += receiver.recv(4096).decode().split("\n")
+        except socket.timeout:
+            pass
+    finally:
+        harness.end_process(process)
+        receiver.close()
+        log.close()
+    return messages, code
+
+
+def test_systemd_hears_ready_then_watchdog_pings_then_stopping(server, tmp_path):
+    # WATCHDOG_PID naming another process (0): the watchdog is not this process's, so no pings.
+    messages, code = collect_notifications(tmp_path, server, {"WATCHDOG_USEC": "400000", "WATCHDOG_PID": "0"}, 3)
+    assert code == 0
+    assert "READY=1" in messages and "STOPPING=1" in messages, messages
+    assert "WATCHDOG=1" not in messages, messages
+
+    again = tmp_path / "again"
+    again.mkdir()
+    messages, code = collect_notifications(again, server, {"WATCHDOG_USEC": "400000"}, 3)
+    assert code == 0
+    ready = messages.index("READY=1")
+    pings = [index for index, message in enumerate(messages) if message == "WATCHDOG=1"]
+    # WATCHDOG_USEC=400 ms asks for a ping every 200 ms while the Outbox answers. Liveness, not timing: at least a
+    # few pings in 3 s, all after READY, none after STOPPING.
+    assert len(pings) >= 3, messages
+    assert min(pings) > ready and max(pings) < messages.index("STOPPING=1"), messages

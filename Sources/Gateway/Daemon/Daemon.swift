@@ -95,6 +95,8 @@ public enum Daemon {
         let classic = startClassic(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
         notifySystemd("READY=1\nSTATUS=delivering readings")
         log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
+        let watchdog = Watchdog.requested().map { Watchdog(interval: $0, outbox: outbox, log: log) }
+        watchdog?.start()
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
@@ -106,6 +108,7 @@ public enum Daemon {
             sources.append(source)
         }
         stop.wait()
+        watchdog?.stop()
         notifySystemd("STOPPING=1")
         log.info("stopping: no new readings are taken; the upload in progress is abandoned and re-sent on the next start")
         devices?.stop(waitingUpTo: .seconds(3))
