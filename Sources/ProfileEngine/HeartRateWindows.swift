@@ -59,6 +59,12 @@ public struct HeartRateWindows: Sendable {
         self.windowSeconds = windowSeconds
     }
 
+    /// For a length a configuration check has already bounded: one outside ``windowSecondsRange`` is brought to
+    /// its nearest end instead of failing.
+    public init(clampingWindowSeconds seconds: Int) {
+        windowSeconds = min(max(seconds, Self.windowSecondsRange.lowerBound), Self.windowSecondsRange.upperBound)
+    }
+
     private var windowMilliseconds: Int64 { Int64(windowSeconds) * 1000 }
 
     /// When the open window ends: call ``closeEnded(at:)`` (or ``flush(at:)``) then if no sample has closed it.

@@ -224,6 +224,12 @@ struct HeartRateWindowsTests {
         #expect(error?.description.contains("Fix: set bluetooth.heartRate.windowSeconds") == true)
     }
 
+    @Test("the clamping initialiser brings a length to the nearest end of 0...3600 s and keeps one inside",
+          arguments: [(-1, 0), (Int.min, 0), (3601, 3600), (Int.max, 3600), (60, 60)])
+    func clamped(_ seconds: Int, _ expected: Int) {
+        #expect(HeartRateWindows(clampingWindowSeconds: seconds).windowSeconds == expected)
+    }
+
     @Test("a day at 1 Hz from local midnight is 1,440 readings of 60 s, each on its minute, every sample counted")
     func day() throws {
         var windows = try HeartRateWindows(windowSeconds: 60)

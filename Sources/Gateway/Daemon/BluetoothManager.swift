@@ -52,7 +52,7 @@ final class BluetoothManager: Sendable {
         var info: BLEDeviceInfo
         var session: BLESession?
         var notBefore = ContinuousClock.now
-        var failures = 0
+        var backoff: SessionBackoff
         var retryScheduled = false
         /// The profile decision last logged, so a device advertising every second is explained once.
         var explained: String?
@@ -138,7 +138,8 @@ final class BluetoothManager: Sendable {
             }
         case .device(let info):
             let dropped = state.withLock { state -> BLESession? in
-                var peer = state.peers[info.address] ?? Peer(info: info)
+                var peer = state.peers[info.address]
+                    ?? Peer(info: info, backoff: SessionBackoff(first: timing.initialBackoff, maximum: timing.maximumBackoff))
                 let wasConnected = peer.info.connected
                 peer.info = info
                 peer.removed = false
@@ -277,12 +278,11 @@ final class BluetoothManager: Sendable {
                 return nil
             }
             // A connection that ended normally, or stored new readings, shows the device works.
-            if outcome.newReadings > 0 || !failed { peer.failures = 0 }
             var delay = timing.reconnectDelay
             if failed {
-                peer.failures += 1
-                let steps = min(peer.failures - 1, 16)
-                delay = max(delay, min(timing.maximumBackoff, timing.initialBackoff * (1 << steps)))
+                delay = max(delay, peer.backoff.delay(afterFailure: outcome.newReadings > 0))
+            } else {
+                peer.backoff.reset()
             }
             peer.notBefore = .now + delay
             state.peers[address] = peer

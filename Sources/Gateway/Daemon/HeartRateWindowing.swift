@@ -8,9 +8,9 @@ struct HeartRateWindowing {
     private var windows: HeartRateWindows
     private let now: @Sendable () -> HubTimestamp
 
-    /// `seconds` comes from the configuration, which checked its range; a value outside it keeps every reading.
+    /// `seconds` comes from the configuration, which checked its range.
     init(seconds: Int, now: @escaping @Sendable () -> HubTimestamp) {
-        windows = (try? HeartRateWindows(windowSeconds: seconds)) ?? (try! HeartRateWindows(windowSeconds: 0))
+        windows = HeartRateWindows(clampingWindowSeconds: seconds)
         self.now = now
     }
 
