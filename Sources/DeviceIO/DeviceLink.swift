@@ -59,7 +59,7 @@ public enum DeviceLinks {
     public static func connect(address: EUI48, transport: Transport, timeout: Duration,
                                cancellation: LinkCancellation? = nil) throws(DeviceIOError) -> any DeviceLink {
         guard case .rfcomm(let settings) = transport else {
-            throw DeviceIOError(operation: "connect", path: "bluetooth:" + hexString(address.bytes, separator: ":"),
+            throw DeviceIOError(operation: "connect", path: "bluetooth:" + address.bluetoothText,
                                 fix: "this profile's transport is \(transport.name), not rfcomm; give a Bluetooth Classic device a profile with "
                                     + "\"transport\": {\"rfcomm\": {\"channel\": N}}")
         }

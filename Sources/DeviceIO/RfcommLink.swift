@@ -37,7 +37,7 @@ public final class RfcommLink: DeviceLink {
 
     /// `rfcomm:C4:F3:12:53:F2:C9:ch1`: the address as `bluetoothctl` writes it, and the channel.
     public static func path(address: EUI48, channel: Int) -> String {
-        "rfcomm:" + hexString(address.bytes, separator: ":") + ":ch\(channel)"
+        "rfcomm:" + address.bluetoothText + ":ch\(channel)"
     }
 
     /// Connects to `address` on `channel`, waiting at most `timeout` for the device to answer.
@@ -128,7 +128,7 @@ public final class RfcommLink: DeviceLink {
     // MARK: Fixes
 
     static func channelFix(_ address: EUI48) -> String {
-        let text = hexString(address.bytes, separator: ":")
+        let text = address.bluetoothText
         return "find the device's serial channel with `sdptool browse \(text)` (the \"Serial Port\" record's Channel) "
             + "or `bluetoothctl info \(text)`, and correct transport.rfcomm.channel in the profile"
     }
@@ -151,7 +151,7 @@ public final class RfcommLink: DeviceLink {
     }
 
     static func connectFix(_ code: Int32, address: EUI48, channel: Int, timeout: Duration) -> String {
-        let text = hexString(address.bytes, separator: ":")
+        let text = address.bluetoothText
         switch code {
         case ECONNREFUSED:
             return "the device has no serial service on channel \(channel); " + channelFix(address)

@@ -90,7 +90,7 @@ struct BluetoothCommand {
         guard !services.isEmpty else {
             throw UsageError("no Bluetooth LE profile in the profile tree names a service to scan for")
         }
-        let central = central(parsed, busAddress: busAddress)
+        let central = try central(parsed, busAddress: busAddress)
         let log = BluetoothDeviceLog()
         try central.start(pairing: quietPolicy) { log.record($0) }
         defer { central.stop() }
@@ -111,7 +111,7 @@ struct BluetoothCommand {
 
     static func list(_ parsed: Arguments, busAddress: String?) throws -> CommandResult {
         let matcher = try matcher(parsed)
-        let central = central(parsed, busAddress: busAddress)
+        let central = try central(parsed, busAddress: busAddress)
         let log = BluetoothDeviceLog()
         try central.start(pairing: quietPolicy) { log.record($0) }
         central.stop()
@@ -138,8 +138,11 @@ struct BluetoothCommand {
     /// This process's agent while it scans, lists or forgets: it agrees to nothing.
     static let quietPolicy = BLEPairingPolicy(capability: .noInputNoOutput, mayPair: { _ in false })
 
-    static func central(_ parsed: Arguments, busAddress: String?) -> BlueZCentral {
-        BlueZCentral(adapter: parsed.value("adapter"), busAddress: busAddress, requestDefaultAgent: false)
+    static func central(_ parsed: Arguments, busAddress: String?) throws(UsageError) -> BlueZCentral {
+        if let adapter = parsed.value("adapter"), !BlueZCentral.isAdapterName(adapter) {
+            throw UsageError("--adapter \(adapter) is not an adapter name: write hci0, hci1, … as `bluetoothctl list` shows")
+        }
+        return BlueZCentral(adapter: parsed.value("adapter"), busAddress: busAddress, requestDefaultAgent: false)
     }
 
     static func matcher(_ parsed: Arguments) throws -> BLEProfileMatcher {
@@ -271,6 +274,6 @@ final class BluetoothDeviceLog: Sendable {
 
     /// `C4:F3:12:53:F2:C9`, as BlueZ writes addresses.
     static func text(_ address: EUI48) -> String {
-        hexString(address.bytes, separator: ":")
+        address.bluetoothText
     }
 }

@@ -29,7 +29,13 @@ struct BluetoothPairing {
             passkey: { [passkeyFromInput, input, emit] device in
                 guard passkeyFromInput, device == target else { return nil }
                 emit("Type the passkey \(BluetoothDeviceLog.text(device)) shows, then press Enter: ")
-                return input().flatMap { UInt32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                // The passkey a device shows is 6 digits (000000-999999); anything else is refused here, by name.
+                guard let line = input()?.trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
+                guard (1...6).contains(line.utf8.count), line.utf8.allSatisfy({ (48...57).contains($0) }), let passkey = UInt32(line) else {
+                    emit("'\(line)' is not a passkey: type the 6 digits the device shows\n")
+                    return nil
+                }
+                return passkey
             },
             display: { [emit] device, passkey in
                 guard device == target else { return }

@@ -17,6 +17,8 @@ public struct EUI48: Sendable, Hashable, CustomStringConvertible {
     public var description: String { hexString(bytes, separator: "-") }
     /// `C4F31253F2C9`: the form the PHD observation identifier uses.
     public var compactHex: String { hexString(bytes, separator: "") }
+    /// `C4:F3:12:53:F2:C9`: how BlueZ, `bluetoothctl` and device labels write a Bluetooth address.
+    public var bluetoothText: String { hexString(bytes, separator: ":") }
 }
 
 /// A 64-bit IEEE identifier (the IEEE 11073 / Device Information System ID), most significant byte first.

@@ -28,6 +28,7 @@ final class FakeCentral: BLECentral {
 
     struct Log: Sendable {
         var connects: [EUI48] = []
+        var connectTimes: [ContinuousClock.Instant] = []
         var writes: [(EUI48, String, [UInt8])] = []
         var subscriptions: [String] = []
         var scans: [[String]] = []
@@ -72,7 +73,10 @@ final class FakeCentral: BLECentral {
     func scan(services: [String]) throws(DeviceIOError) { log.withLock { $0.scans.append(services) } }
 
     func connect(_ address: EUI48, timeout: Duration) throws(DeviceIOError) {
-        log.withLock { $0.connects.append(address) }
+        log.withLock {
+            $0.connects.append(address)
+            $0.connectTimes.append(.now)
+        }
         let fail = script.withLock { script -> Bool in
             guard let left = script[address]?.failingConnects, left > 0 else { return false }
             script[address]?.failingConnects = left - 1
@@ -253,13 +257,21 @@ struct BluetoothManagerTests {
 
     @Test("a failed connection is tried again with backoff, and a disconnect ends the session")
     func retryAndReconnect() throws {
+        // Backoff steps above the reconnect delay, so the doubling shows in the gaps between attempts.
         let h = try harness([Self.cuff: .init(tree: Self.bpsTree, onSubscribe: ["2A35": [Self.bpm[0]]], failingConnects: 2,
-                                              disconnectAfterValues: true)])
+                                              disconnectAfterValues: true)],
+                            timing: .init(reconnectDelay: .milliseconds(10), initialBackoff: .milliseconds(200),
+                                          maximumBackoff: .seconds(5), quietBeforeClockSet: .milliseconds(100)))
         defer { h.manager.stop(waitingUpTo: .seconds(5)) }
         h.central.advertise(Self.cuffInfo())
         // Two failures, each retried by the hub itself (no new advertisement), then the download.
         try h.waitFor("the reading after two failed connects") { try h.stored().count == 1 }
         #expect(h.central.log.withLock { $0.connects.count } == 3)
+        // Lower bounds only (a slow machine makes gaps longer, never shorter): 200 ms after the first failure, 400 ms
+        // after the second.
+        let times = h.central.log.withLock { $0.connectTimes }
+        #expect(times[0].duration(to: times[1]) >= .milliseconds(200))
+        #expect(times[1].duration(to: times[2]) >= .milliseconds(400))
         try h.waitFor("the session's end") { h.manager.currentTotals.sessions == 3 && h.manager.currentTotals.readings == 1 }
         // The cuff comes back with the same record: a new session, and the Outbox keeps one row.
         // The hub connects again by itself after a normal end (BlueZ may say nothing more about the device).

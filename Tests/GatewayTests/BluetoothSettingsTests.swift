@@ -40,6 +40,9 @@ struct BluetoothSettingsTests {
 
     @Test("mistakes name the line and the field", arguments: [
         ("{\"adapter\": \"bluetooth0\"}", "bluetooth.adapter", "hci0"),
+        // BlueZ never names an adapter hci01 or hci-0: such a name would silently match no adapter.
+        ("{\"adapter\": \"hci01\"}", "bluetooth.adapter", "hci0"),
+        ("{\"adapter\": \"hci-0\"}", "bluetooth.adapter", "hci0"),
         ("{\"heartRate\": {\"windowSeconds\": -1}}", "bluetooth.heartRate.windowSeconds", ""),
         ("{\"classic\": [{\"address\": \"00:1A:7D:DA:71\", \"profile\": \"contec/cms50ew\"}]}", "bluetooth.classic[0].address", "six hex bytes"),
         // A missing key is reported at its object, naming the key.

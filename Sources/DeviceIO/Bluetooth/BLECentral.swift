@@ -134,8 +134,3 @@ public protocol BLECentral: AnyObject, Sendable {
     /// Subscribes to notifications or indications; values then arrive as ``BLEEvent/value(_:service:characteristic:bytes:)``.
     func subscribe(_ address: EUI48, service: String, characteristic: String, timeout: Duration) throws(DeviceIOError)
 }
-
-extension EUI48 {
-    /// `C4:F3:12:53:F2:C9`: how BlueZ, `bluetoothctl` and device labels write a Bluetooth address.
-    public var bluetoothText: String { hexString(bytes, separator: ":") }
-}

@@ -86,7 +86,7 @@ public final class BlueZCentral: BLECentral {
         guard session.withLock({ $0 == nil }) else {
             throw BlueZErrors.local("start", target: target, fix: "this BlueZCentral is already started; call stop() first")
         }
-        if let name = adapterName, name.isEmpty || name.contains("/") || !DBusNames.isValidPath("/org/bluez/" + name) {
+        if let name = adapterName, !Self.isAdapterName(name) {
             throw BlueZErrors.local("start", target: target, fix: "name the adapter as BlueZ does, such as hci0 (see `bluetoothctl list`)")
         }
         let connection: DBusConnection
@@ -214,9 +214,18 @@ public final class BlueZCentral: BLECentral {
 
     // MARK: Helpers
 
+    /// Whether `name` is an adapter name as BlueZ gives them: `hci` and a number without leading zeros (`hci0`,
+    /// `hci12`). The configuration, the CLI and ``start(pairing:events:)`` all check with this.
+    public static func isAdapterName(_ name: String) -> Bool {
+        guard name.hasPrefix("hci") else { return false }
+        let digits = name.dropFirst(3)
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ (48...57).contains($0) }), digits.count <= 3 else { return false }
+        return digits == "0" || digits.first != "0"
+    }
+
     /// `C4:F3:12:53:F2:C9`, as BlueZ and bluetoothctl write addresses.
     static func text(_ address: EUI48) -> String {
-        hexString(address.bytes, separator: ":")
+        address.bluetoothText
     }
 
     func requireConnection(_ operation: String, _ address: EUI48? = nil) throws(DeviceIOError) -> DBusConnection {

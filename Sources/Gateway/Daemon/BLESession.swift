@@ -177,7 +177,14 @@ final class BLESession: Sendable {
                     // Whatever the engine asks for comes after what it decoded so far is durable.
                     guard store(readings) else { return false }
                     readings = []
-                    guard let channel, let target = find(channel) else { continue }
+                    guard let channel, let target = find(channel) else {
+                        // The engine would wait for an answer that cannot come: end with an error that names it.
+                        outcome.end = .failed(DeviceIOError(
+                            operation: "WriteValue", path: c.address.bluetoothText,
+                            fix: "profile \(c.profile.id) writes to characteristic \(channel ?? "(none)"), which this device does not have: "
+                                + "check that the profile fits this model"))
+                        return false
+                    }
                     do {
                         try c.central.write(c.address, service: target.service, characteristic: target.uuid, value: bytes,
                                             withResponse: target.flags.contains("write"), timeout: .seconds(20))

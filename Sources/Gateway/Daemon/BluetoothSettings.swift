@@ -1,3 +1,4 @@
+import DeviceIO
 import ProfileCatalog
 import ProfileEngine
 import VitalModel
@@ -37,7 +38,7 @@ public struct BluetoothSettings: Sendable, Hashable {
         guard var section = try top.object("bluetooth") else { return settings }
         settings.enabled = try section.bool("enabled") ?? true
         if let adapter = try section.string("adapter", example: "\"hci0\"") {
-            guard adapter.hasPrefix("hci"), let number = Int(adapter.dropFirst(3)), number >= 0 else {
+            guard BlueZCentral.isAdapterName(adapter) else {
                 throw section.error("adapter", "\"\(adapter)\" is not an adapter name", fix: "write hci0, hci1, … as `bluetoothctl list` or `hciconfig` shows")
             }
             settings.adapter = adapter

@@ -252,6 +252,6 @@ final class ClassicDeviceManager: Sendable {
 
     /// `C4:F3:12:53:F2:C9 (contec/cms50ew)`: enough to find the device, nothing personal.
     static func describe(_ device: Device) -> String {
-        hexString(device.address.bytes, separator: ":") + " (\(device.profile.id))"
+        device.address.bluetoothText + " (\(device.profile.id))"
     }
 }
