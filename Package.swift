@@ -40,12 +40,13 @@ let package = Package(
 
         // Targets that own a C library.
         .target(name: "Outbox", dependencies: ["VitalModel", "CSQLite"]),
+        .target(name: "Assignment", dependencies: ["VitalModel"]),
         .target(name: "Uplink", dependencies: ["VitalModel", "FHIRExport", "CCurl", "CCrypto"]),
         // udev discovery, serial and hidraw ports, and the sessions that drive a profile's engine over them.
         .target(name: "DeviceIO", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog", "CUdev", "CBluetooth", "CDBus"]),
 
         // Commands and, later, the daemon's pipelines.
-        .target(name: "Gateway", dependencies: ["VitalModel", "ProfileEngine", "ProfileCatalog", "DeviceSimulator", "FHIRExport", "Outbox", "Uplink", "DeviceIO"]),
+        .target(name: "Gateway", dependencies: ["VitalModel", "Assignment", "ProfileEngine", "ProfileCatalog", "DeviceSimulator", "FHIRExport", "Outbox", "Uplink", "DeviceIO"]),
         .executableTarget(name: "vitalgate", dependencies: ["Gateway"]),
         .executableTarget(name: "vitalgated", dependencies: ["Gateway"]),
         // Benchmarks print machine-readable results; they are run by scripts/benchmark, never by tests.
@@ -62,9 +63,10 @@ let package = Package(
         .testTarget(name: "FHIRExportTests", dependencies: ["FHIRExport", "ProfileEngine", "VitalGateTestKit"]),
         .testTarget(name: "ProfileCatalogTests", dependencies: ["ProfileCatalog", "ProfileEngine", "VitalGateTestKit"]),
         .testTarget(name: "DeviceSimulatorTests", dependencies: ["DeviceSimulator", "ProfileCatalog", "VitalGateTestKit"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Outbox", "VitalGateTestKit"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Assignment", "Outbox", "VitalGateTestKit"]),
         .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "DeviceSimulator", "ProfileCatalog", "ProfileEngine", "VitalModel", "VitalGateTestKit"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["Outbox", "Uplink", "DeviceIO"]),
+        .testTarget(name: "AssignmentTests", dependencies: ["Assignment", "VitalModel"]),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "VitalModel", "VitalGateTestKit"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "FHIRExport", "VitalModel", "VitalGateTestKit"], exclude: ["Fixtures"]),
         // Outbox and Uplink together against the real FHIR server, directly and through the fault proxy.

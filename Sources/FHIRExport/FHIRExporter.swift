@@ -15,8 +15,10 @@ public struct FHIRExporter: Sendable {
     /// The device and Observations for one reading about `subject`. With `forTransaction`, a subject given by
     /// identifier becomes a conditional reference the server resolves; otherwise a logical reference.
     /// `identifyByReceipt` makes the observation identifiers use the hub's receive time (see `ReadingTiming`).
-    public func resources(for reading: Reading, subject: SubjectReference, forTransaction: Bool = true,
-                          identifyByReceipt: Bool = false) throws(ExportError) -> ReadingResources {
+    /// `performer` is the health worker who measured for the citizen during a visit (`Observation.performer`, a
+    /// logical reference by identifier, which needs no Practitioner resource on the server).
+    public func resources(for reading: Reading, subject: SubjectReference, performer: PerformerIdentifier? = nil,
+                          forTransaction: Bool = true, identifyByReceipt: Bool = false) throws(ExportError) -> ReadingResources {
         if let id = subject.logicalID, !Self.isValidLogicalID(id) {
             throw ExportError(problem: "the Patient logical id is not a FHIR id",
                               hint: "a logical id is 1-64 characters of A-Z, a-z, 0-9, '-' and '.'")
@@ -32,6 +34,7 @@ public struct FHIRExporter: Sendable {
             reading: reading, timing: timing, subject: subject, devicePart: devicePart, deviceURL: device.fullUrl,
             gatewayURL: gatewayDevice.fullUrl, claimProfiles: configuration.claimProfiles,
             subjectReference: subject.reference(conditional: forTransaction))
+        builder.performer = performer
         return ReadingResources(device: device, observations: builder.build())
     }
 
@@ -72,6 +75,7 @@ struct ObservationBuilder {
     let claimProfiles: Bool
     let subjectReference: JSONValue
     var coincidentURL: String?
+    var performer: PerformerIdentifier?
 
     init(reading: Reading, timing: ReadingTiming, subject: SubjectReference, devicePart: String, deviceURL: String,
          gatewayURL: String, claimProfiles: Bool, subjectReference: JSONValue) {
@@ -228,6 +232,10 @@ struct ObservationBuilder {
             members.append(("effectivePeriod", ["start": .string(timing.effective), "end": .string(end)]))
         } else {
             members.append(("effectiveDateTime", .string(timing.effective)))
+        }
+        if let performer {
+            members.append(("performer", [["type": "Practitioner",
+                                           "identifier": ["system": .string(performer.system), "value": .string(performer.value)]]]))
         }
         let interpretations = interpretationCodes
         if !interpretations.isEmpty {

@@ -28,6 +28,10 @@ public enum CommandLineTool {
           simulate   play the device side of a capture on a pseudo-terminal
           devices    list the USB serial and hidraw devices and the profile each would get
           bluetooth  scan for, list, pair (adopt) and forget Bluetooth LE devices
+          status     what the hub is doing: devices, each member's last reading, visit, queue, problems
+          readings   list stored readings; --unassigned: those held, with the reason
+          assign     give a held reading to a citizen (audited)
+          visit      start or end a health worker's visit (--patient or --qr)
           queue      show the upload queue and the dead letters
           dead-letters  retry or discard a reading the server refused
           ingest     hand decoded readings to the running daemon
@@ -46,6 +50,10 @@ public enum CommandLineTool {
         case "simulate": return SimulateCommand.run(rest)
         case "devices": return DevicesCommand.run(rest)
         case "bluetooth": return BluetoothCommand.run(rest)
+        case "status": return StatusCommand.run(rest)
+        case "readings": return ReadingsCommand.run(rest)
+        case "assign": return AssignCommand.run(rest)
+        case "visit": return VisitCommand.run(rest, input: input)
         case "queue": return QueueCommand.run(rest)
         case "dead-letters": return DeadLettersCommand.run(rest, input: input)
         case "ingest": return IngestCommand.run(rest, input: input)

@@ -57,7 +57,7 @@ public final class Outbox: Sendable {
         if lockDescriptor >= 0 { Glibc.close(lockDescriptor) }
     }
 
-    private func locked<T: Sendable>(_ body: (OutboxStore) throws(OutboxError) -> T) throws(OutboxError) -> T {
+    func locked<T: Sendable>(_ body: (OutboxStore) throws(OutboxError) -> T) throws(OutboxError) -> T {
         try store.withLock { (store: inout OutboxStore) throws(OutboxError) -> T in try body(store) }
     }
 

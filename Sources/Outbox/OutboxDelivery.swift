@@ -34,6 +34,7 @@ extension OutboxStore {
                 stored.state = .inFlight
                 batch.append(stored)
             }
+            try attachAttributions(&batch)
             return batch
         }
     }
@@ -125,9 +126,12 @@ extension OutboxStore {
             try require(id, in: [.unassigned], toBecome: .pending)
             try run("UPDATE readings SET subject_system = ?2, subject_value = ?3 WHERE id = ?1",
                     [.integer(id.rawValue), .text(subject.system), .text(subject.value)])
+            let held = try query("SELECT reason FROM attributions WHERE id = ?1", [.integer(id.rawValue)]).first?.first?.text
             try setState(id, .pending)
-            // The identifier itself stays out of the audit detail.
-            try audit("assigned", reading: id.rawValue, actor: actor, detail: "unassigned to pending; subject set")
+            try recordAttribution(Attribution(rule: .operator), reading: id.rawValue)
+            // The identifier itself stays out of the audit detail; the reason it was held never holds one.
+            try audit("assigned", reading: id.rawValue, actor: actor,
+                      detail: "unassigned to pending; subject set" + (held.map { " (it was held: \($0))" } ?? ""))
         }
     }
 
@@ -138,6 +142,7 @@ extension OutboxStore {
                 (state = 'delivered' AND delivered_at < ?1) OR (state = 'discarded' AND changed_at < ?1)
                 """
             try run("DELETE FROM dead_letters WHERE reading_id IN (SELECT id FROM readings WHERE \(condition))", [.integer(cutoff)])
+            try run("DELETE FROM attributions WHERE id IN (SELECT id FROM readings WHERE \(condition))", [.integer(cutoff)])
             let deleted = try run("DELETE FROM readings WHERE \(condition)", [.integer(cutoff)])
             if deleted > 0 {
                 try audit("pruned", reading: nil, detail: "\(deleted) delivered or discarded readings deleted")

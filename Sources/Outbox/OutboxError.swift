@@ -31,6 +31,10 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
     case cannotLock(path: String, operation: String, errno: Int32)
     /// An operator command found no outbox, or one the daemon has not yet brought to this version.
     case notReady(path: String, problem: String)
+    /// A visit is already open; end it before starting another.
+    case visitAlreadyOpen(Int64)
+    /// There is no open visit to end.
+    case noOpenVisit
 
     public var description: String {
         switch self {
@@ -77,6 +81,10 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "system is not read-only."
         case .notReady(let path, let problem):
             return "The outbox database \(path) \(problem). Fix: start vitalgated once so that it creates or upgrades it."
+        case .visitAlreadyOpen(let id):
+            return "Visit \(id) is still open. Fix: end it with `vitalgate visit end`, then start the next one."
+        case .noOpenVisit:
+            return "No visit is open. Fix: start one with `vitalgate visit start --patient …` or `--qr …`."
         case .unreadableRow(let id, let problem):
             return "\(id) is stored but this VitalGate version cannot read it back: \(problem). The row is kept as "
                 + "it is (uploads move it to the dead letters rather than send it). Fix: if another VitalGate version "

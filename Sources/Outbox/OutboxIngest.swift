@@ -53,11 +53,20 @@ extension OutboxStore {
                   .text(json.serialized()), .integer(now)])
         let id = database.lastInsertedRowID
         try reseal(Schema.readings, id: id)
+        try recordAttribution(item.attribution, reading: id)
         if let first = candidates.first?[0].integer {
             try audit("clock-collision", reading: id, detail: "same device, kind and \(item.reading.deviceTime == nil ? "receive" : "device") "
                 + "time as reading \(first) but other values, user slot or sequence number: the device clock did not "
                 + "advance; stored and identified by its receive time")
         }
         return .stored(OutboxReadingID(id))
+    }
+
+    /// Writes (or replaces) how a reading was attributed.
+    func recordAttribution(_ attribution: Attribution, reading id: Int64) throws(OutboxError) {
+        try run("INSERT OR REPLACE INTO attributions(id, rule, reason, visit_id, checksum) VALUES (?1, ?2, ?3, ?4, 0)",
+                [.integer(id), .text(attribution.rule.rawValue), attribution.reason.map(Value.text) ?? .null,
+                 attribution.visitID.map(Value.integer) ?? .null])
+        try reseal(Schema.attributions, id: id)
     }
 }

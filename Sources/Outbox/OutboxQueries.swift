@@ -13,6 +13,7 @@ extension OutboxStore {
             guard let stored = try? Self.decodeReadingRow(row) else { continue }
             result.append(stored)
         }
+        try attachAttributions(&result)
         return result
     }
 

@@ -101,7 +101,9 @@ final class OutboxStore {
         guard let row = try query("SELECT \(Self.readingColumns) FROM readings WHERE id = ?1", [.integer(id.rawValue)]).first else {
             return nil
         }
-        return try Self.decodeReadingRow(row)
+        var found = [try Self.decodeReadingRow(row)]
+        try attachAttributions(&found)
+        return found[0]
     }
 
     /// A `readings` row (columns in ``Schema/readings`` order) as a ``StoredReading``.

@@ -13,16 +13,46 @@ public struct OutboxReadingID: RawRepresentable, Hashable, Comparable, Sendable,
     public static func < (lhs: OutboxReadingID, rhs: OutboxReadingID) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
-/// A reading as a session hands it to the Outbox, with the person it was attributed to.
+/// A reading as a session hands it to the Outbox, with the person it was attributed to and how.
 public struct IncomingReading: Sendable {
     public var reading: Reading
     /// Nil: unassigned. The reading is held and never uploaded until an operator assigns it.
     public var subject: PatientIdentifier?
+    /// The rule that chose `subject` (or why there is none); stored beside the reading.
+    public var attribution: Attribution
 
+    /// A reading whose citizen was given with it (or none, when nobody said whose it is).
     public init(reading: Reading, subject: PatientIdentifier?) {
+        self.init(reading: reading, subject: subject,
+                  attribution: subject == nil ? .unassigned("nobody was named for it") : Attribution(rule: .given))
+    }
+
+    /// A reading with the outcome of the assignment rules. An attribution other than `.unassigned` needs a subject.
+    public init(reading: Reading, subject: PatientIdentifier?, attribution: Attribution) {
         self.reading = reading
         self.subject = subject
+        self.attribution = subject == nil && attribution.rule != .unassigned
+            ? .unassigned("the \(attribution.rule.rawValue) rule gave no citizen") : attribution
     }
+}
+
+/// A community health worker's visit: while it is open, readings from the kit's devices taken during it go to
+/// its citizen, with the health worker as performer.
+public struct Visit: Sendable, Hashable {
+    /// The Outbox's id for the visit; ids are never reused.
+    public var id: Int64
+    /// The visited citizen. Never log it.
+    public var patient: PatientIdentifier
+    /// The health worker, sent as `Observation.performer`; nil when none was configured.
+    public var performer: PerformerIdentifier?
+    public var startedAt: Date
+    /// Nil while the visit is open.
+    public var endedAt: Date?
+    /// Who started it and who ended it (login names), as the audit trail has them.
+    public var startedBy: String
+    public var endedBy: String?
+
+    public var isOpen: Bool { endedAt == nil }
 }
 
 /// What ingest did with one reading.
@@ -80,6 +110,10 @@ public struct StoredReading: Sendable, Hashable {
     /// The device gave another, different reading the same time stamp (a clock that did not advance): the
     /// upload identifies this one by the hub's receive time so that the server keeps both.
     public var identifyByReceipt: Bool = false
+    /// How the reading was attributed; nil for readings stored before VitalGate kept attributions.
+    public var attribution: Attribution? = nil
+    /// The health worker of the visit that attributed it: the Observation's performer.
+    public var performer: PerformerIdentifier? = nil
 }
 
 /// The server's acceptance of one reading.

@@ -3,7 +3,7 @@
 /// Migrations only ever move forward; a file with a version above ``currentVersion`` came from a newer
 /// VitalGate and is refused untouched. Instants are stored as milliseconds since 1970 (UTC).
 enum Schema {
-    static let currentVersion = 1
+    static let currentVersion = 2
 
     /// A table and the columns its checksum covers (every column but `checksum`, in this order).
     struct Table: Sendable {
@@ -27,8 +27,16 @@ enum Schema {
     static let quarantine = Table(name: "quarantine", columns: ["id", "source_table", "row_id", "raw", "reason", "at"],
                                   hasChecksum: false)
 
-    static let checksummedTables = [readings, deadLetters, audit]
-    static let allTables = [readings, deadLetters, audit, quarantine]
+    /// Visits of a community health worker: whose readings the kit's devices take while one is open.
+    static let visits = Table(name: "visits", columns: [
+        "id", "patient_system", "patient_value", "performer_system", "performer_value", "started_at", "ended_at",
+        "started_by", "ended_by",
+    ], hasChecksum: true)
+    /// How each reading was attributed (its `id` is the reading's): the rule, why it is held, the visit.
+    static let attributions = Table(name: "attributions", columns: ["id", "rule", "reason", "visit_id"], hasChecksum: true)
+
+    static let checksummedTables = [readings, deadLetters, audit, visits, attributions]
+    static let allTables = [readings, deadLetters, audit, quarantine, visits, attributions]
 
     /// `migrations[n]` takes a file from version n to n + 1.
     static let migrations: [String] = [
@@ -78,6 +86,31 @@ enum Schema {
             raw TEXT NOT NULL,
             reason TEXT NOT NULL,
             at INTEGER NOT NULL
+        );
+        """,
+        // 1 → 2: households and visits (issue #7). Readings stored before have no attribution row: their
+        // subject column alone says whose they are.
+        """
+        CREATE TABLE visits(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused: attributions name visits by id
+            patient_system TEXT NOT NULL,
+            patient_value TEXT NOT NULL,
+            performer_system TEXT,
+            performer_value TEXT,
+            started_at INTEGER NOT NULL,
+            ended_at INTEGER,
+            started_by TEXT NOT NULL,
+            ended_by TEXT,
+            checksum INTEGER NOT NULL
+        );
+        -- At most one open visit: a second start fails inside the database, not only in Swift.
+        CREATE UNIQUE INDEX visits_one_open ON visits((ended_at IS NULL)) WHERE ended_at IS NULL;
+        CREATE TABLE attributions(
+            id INTEGER PRIMARY KEY,                 -- the reading's id
+            rule TEXT NOT NULL,
+            reason TEXT,
+            visit_id INTEGER,
+            checksum INTEGER NOT NULL
         );
         """,
     ]

@@ -37,7 +37,7 @@ public struct BloodPressureMeasurementDecoder: Sendable {
         var userSlot: Int?
         if flags & 0x08 != 0 {
             let user = try reader.uint8("user id", promisedBy: flagsText)
-            userSlot = user == 0xFF ? nil : Int(user)
+            userSlot = Int(user)  // 0xFF stays 255, "unknown user": the assignment rules hold it
         }
         var statusBits: [StatusBitField] = []
         if flags & 0x10 != 0 {

@@ -9,12 +9,16 @@ public struct DeliveryItem: Sendable, Hashable {
     public var subject: PatientIdentifier
     /// The reading's device time collided with a different reading's: identify it by the hub's receive time.
     public var identifyByReceipt: Bool
+    /// The health worker who measured during a visit: the Observations' performer.
+    public var performer: PerformerIdentifier?
 
-    public init(id: Int64, reading: Reading, subject: PatientIdentifier, identifyByReceipt: Bool = false) {
+    public init(id: Int64, reading: Reading, subject: PatientIdentifier, identifyByReceipt: Bool = false,
+                performer: PerformerIdentifier? = nil) {
         self.id = id
         self.reading = reading
         self.subject = subject
         self.identifyByReceipt = identifyByReceipt
+        self.performer = performer
     }
 }
 
@@ -198,7 +202,7 @@ struct Session {
                 }
             }
             do {
-                let resources = try deliverer.exporter.resources(for: item.reading, subject: subject, forTransaction: true,
+                let resources = try deliverer.exporter.resources(for: item.reading, subject: subject, performer: item.performer, forTransaction: true,
                                                                  identifyByReceipt: item.identifyByReceipt)
                 var trial = builder
                 try trial.add(resources)
@@ -286,7 +290,8 @@ struct Session {
         do {
             resources = try deliverer.exporter.resources(for: item.reading,
                                                          subject: .resolved(logicalID: patientID, identifier: item.subject),
-                                                         forTransaction: false, identifyByReceipt: item.identifyByReceipt)
+                                                         performer: item.performer, forTransaction: false,
+                                                         identifyByReceipt: item.identifyByReceipt)
         } catch {
             outcomes[item.id] = .rejected(status: nil, reason: "cannot be expressed in FHIR: \(error)", outcome: nil)
             return

@@ -158,8 +158,12 @@ public struct Reading: Sendable, Hashable {
     /// The device's user slot (multi-user cuffs), as the device's profile numbers it: Bluetooth SIG
     /// devices send their user id (the Beurer BM85 sends 0 for its user 1), frame profiles may add an
     /// offset. Its meaning is per device model, which is why a household binds the slots of each device
-    /// to members (issue #7). Nil when the device has none or reported "unknown"; never negative.
+    /// to members. Nil when the device has no users; ``unknownUserSlot`` (255, the Bluetooth SIG's 0xFF) when it
+    /// has users but did not know who measured. Never negative.
     public var userSlot: Int?
+
+    /// The user slot of a reading the device could not attribute to one of its users: held, never guessed.
+    public static let unknownUserSlot = 255
     public var status: MeasurementStatus
     public var statusBits: [StatusBitField]
     public var sensorContact: SensorContact?

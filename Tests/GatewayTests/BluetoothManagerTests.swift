@@ -1,3 +1,4 @@
+import Assignment
 import DeviceIO
 import Dispatch
 import Foundation
@@ -172,7 +173,7 @@ struct BluetoothManagerTests {
         var settings = BluetoothSettings()
         settings.heartRateWindowSeconds = windowSeconds
         let manager = BluetoothManager(central: central, profiles: Self.catalog.profiles, settings: settings, outbox: outbox,
-                                       subject: Self.owner, log: DaemonLog(), onStored: {}, timing: timing)
+                                       assignment: AssignmentRules(household: .single(Self.owner)), log: DaemonLog(), onStored: {}, timing: timing)
         try manager.start()
         return Harness(central: central, manager: manager, outbox: outbox)
     }

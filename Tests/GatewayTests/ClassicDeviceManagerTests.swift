@@ -1,3 +1,4 @@
+import Assignment
 import DeviceIO
 import DeviceSimulator
 import Foundation
@@ -52,7 +53,7 @@ struct ClassicDeviceManagerTests {
 
     static func manager(_ devices: [(address: EUI48, profile: DeviceProfile)], outbox: Outbox, connector: ScriptedConnector,
                         pauses: PauseLog) -> ClassicDeviceManager {
-        ClassicDeviceManager(devices: devices, outbox: outbox, subject: subject, log: DaemonLog(), onStored: {},
+        ClassicDeviceManager(devices: devices, outbox: outbox, assignment: AssignmentRules(household: .single(subject)), log: DaemonLog(), onStored: {},
                              connector: { address, profile, cancellation throws(DeviceIOError) in
                                  try connector.connect(address: address, profile: profile, cancellation: cancellation)
                              },

@@ -40,7 +40,7 @@ struct DaemonConfigurationTests {
         #expect(uplink.baseURL == "https://fhir.example.vn/r4")
         #expect(uplink.mode == .singleRequests && uplink.subjectStyle == .resolved)
         #expect(uplink.batchSize == 20 && !uplink.export.claimProfiles)
-        #expect(configuration.owner == PatientIdentifier(system: IdentifierSystems.vietnam.citizenID, value: "099199000001"))
+        #expect(configuration.household.members.map(\.patient) == [PatientIdentifier(system: IdentifierSystems.vietnam.citizenID, value: "099199000001")])
         #expect(configuration.tls.clientKeyPath == "/etc/vitalgate/hub.key")
         #expect(configuration.outboxPath == "/var/lib/vitalgate/outbox.db")
         #expect(configuration.ingestSocket == "/var/lib/vitalgate/ingest.sock")

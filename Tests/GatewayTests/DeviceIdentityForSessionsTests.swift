@@ -1,3 +1,4 @@
+import Assignment
 import DeviceIO
 import Foundation
 import Outbox
@@ -15,7 +16,7 @@ struct DeviceIdentityForSessionsTests {
 
     func manager(hub: EUI48?) throws -> DeviceManager {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("vitalgate-identity-\(UUID().uuidString).db").path
-        return DeviceManager(profiles: [], outbox: try Outbox(path: path), subject: nil, hubAddress: hub, log: DaemonLog(), onStored: {})
+        return DeviceManager(profiles: [], outbox: try Outbox(path: path), assignment: AssignmentRules(household: Household()), hubAddress: hub, log: DaemonLog(), onStored: {})
     }
 
     func profile(_ id: String) throws -> DeviceProfile { try #require(Self.catalog.profile(id)) }

@@ -138,7 +138,7 @@ struct BloodPressureMeasurementTests {
     func unknownUserAndReservedRange() throws {
         // flags 0x18: user id and status; status 0x0018 sets both pulse-range bits.
         let reading = try decoder.decode(bytes("18780050005D00FF1800"), context: testContext)
-        #expect(reading.userSlot == nil)
+        #expect(reading.userSlot == Reading.unknownUserSlot)
         let bits = try #require(reading.statusBits.first).bits
         #expect(bits.filter { $0.isSet == nil }.map(\.bit) == [3, 4])
     }

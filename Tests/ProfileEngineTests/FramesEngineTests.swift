@@ -506,7 +506,7 @@ struct FramesValueTests {
                              status: [FramesSpec.StatusRule(when: [FramesSpec.ByteCondition(offset: 2, pattern: .init(mask: 0x01, value: 0x01))],
                                                             status: .questionable)])
         let run = FramesHarness.feed(spec, [Self.frame([70, 0, 0x01]), Self.frame([70, 0xFF, 0x02])])
-        #expect(run.readings.map(\.userSlot) == [1, nil])
+        #expect(run.readings.map(\.userSlot) == [1, Reading.unknownUserSlot])
         #expect(run.readings.map(\.status) == [.questionable, []])
     }
 

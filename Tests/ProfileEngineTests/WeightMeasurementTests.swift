@@ -72,7 +72,7 @@ struct WeightMeasurementTests {
     @Test("user id 0xFF means unknown user")
     func unknownUser() throws {
         let reading = try decoder.decode(bytes("04783EFF"), context: testContext)
-        #expect(reading.userSlot == nil)
+        #expect(reading.userSlot == Reading.unknownUserSlot)
     }
 
     @Test("every truncation of every vector is an error naming a field inside the input",

@@ -1,3 +1,4 @@
+import Assignment
 import DeviceIO
 import Dispatch
 import Foundation
@@ -27,7 +28,7 @@ final class BluetoothManager: Sendable {
     private let matcher: BLEProfileMatcher
     private let settings: BluetoothSettings
     private let outbox: Outbox
-    private let subject: PatientIdentifier?
+    private let assignment: AssignmentRules
     private let log: DaemonLog
     private let onStored: @Sendable () -> Void
     private let now: @Sendable () -> HubTimestamp
@@ -76,13 +77,13 @@ final class BluetoothManager: Sendable {
     var currentTotals: Totals { totals.withLock { $0 } }
 
     init(central: any BLECentral, profiles: [DeviceProfile], settings: BluetoothSettings, outbox: Outbox,
-         subject: PatientIdentifier?, log: DaemonLog, onStored: @escaping @Sendable () -> Void,
+         assignment: AssignmentRules, log: DaemonLog, onStored: @escaping @Sendable () -> Void,
          now: @escaping @Sendable () -> HubTimestamp = { HubTimestamp.now() }, timing: Timing = Timing()) {
         self.central = central
         self.matcher = BLEProfileMatcher(profiles: profiles)
         self.settings = settings
         self.outbox = outbox
-        self.subject = subject
+        self.assignment = assignment
         self.log = log
         self.onStored = onStored
         self.now = now
@@ -213,7 +214,7 @@ final class BluetoothManager: Sendable {
             }
             let session = BLESession(BLESession.Context(
                 central: central, address: address, profile: profile, ble: ble, settings: settings,
-                sink: OutboxSink(outbox: outbox, subject: subject, onStored: onStored), log: log, now: now,
+                sink: OutboxSink(outbox: outbox, assignment: assignment, onStored: onStored), log: log, now: now,
                 quietBeforeClockSet: timing.quietBeforeClockSet))
             peer.session = session
             state.peers[address] = peer

@@ -1,3 +1,4 @@
+import Assignment
 import DeviceIO
 import Foundation
 import Outbox
@@ -57,7 +58,7 @@ final class ClassicDeviceManager: Sendable {
 
     let devices: [Device]
     private let outbox: Outbox
-    private let subject: PatientIdentifier?
+    private let assignment: AssignmentRules
     private let onStored: @Sendable () -> Void
     private let log: DaemonLog
     private let connector: Connector
@@ -77,16 +78,16 @@ final class ClassicDeviceManager: Sendable {
     /// - Parameters:
     ///   - devices: the configured devices; each profile must have an `rfcomm` transport (others are
     ///     reported and skipped at ``start()``), and an address listed twice is used once.
-    ///   - subject: the household's citizen, for readings without a user slot.
+    ///   - assignment: whose each reading is (household, visit, or held).
     ///   - onStored: called after readings were committed (wakes the uplink).
     ///   - connector: how a device is reached; the default connects over RFCOMM.
     ///   - pause: how the wait between connections is spent; the default waits, interruptibly.
-    init(devices: [(address: EUI48, profile: DeviceProfile)], outbox: Outbox, subject: PatientIdentifier?, log: DaemonLog,
+    init(devices: [(address: EUI48, profile: DeviceProfile)], outbox: Outbox, assignment: AssignmentRules, log: DaemonLog,
          onStored: @escaping @Sendable () -> Void, connector: @escaping Connector = ClassicDeviceManager.rfcommConnector,
          pause: @escaping Pause = ClassicDeviceManager.interruptiblePause) {
         self.devices = devices.map { Device(address: $0.address, profile: $0.profile) }
         self.outbox = outbox
-        self.subject = subject
+        self.assignment = assignment
         self.onStored = onStored
         self.log = log
         self.connector = connector
@@ -200,7 +201,7 @@ final class ClassicDeviceManager: Sendable {
             return .failed(progressed: false)
         }
         totals.withLock { $0.connections += 1 }
-        let sink = OutboxSink(outbox: outbox, subject: subject, onStored: onStored)
+        let sink = OutboxSink(outbox: outbox, assignment: assignment, onStored: onStored)
         let session = DeviceSession(profile: device.profile, device: DeviceIdentity(bluetoothAddress: device.address), link: link,
                                     sink: sink,
                                     // Streaming profiles keep the session open themselves (`frames.stream`); a

@@ -81,7 +81,7 @@ public enum Daemon {
         let deliverer = Deliverer(configuration: uplink, http: http, authenticator: authenticator)
         let worker = UplinkWorker(outbox: outbox, deliverer: deliverer, backoff: uplink.backoff,
                                   keepDelivered: configuration.keepDelivered, log: log)
-        let ingest = IngestServer(path: configuration.ingestSocket, outbox: outbox, defaultSubject: configuration.owner,
+        let ingest = IngestServer(path: configuration.ingestSocket, outbox: outbox, assignment: configuration.assignment,
                                   identifierSystems: configuration.identifierSystems, log: log, onStored: { worker.wake() })
         do { try ingest.start() } catch {
             log.error("ingest: \(error)")
@@ -148,7 +148,7 @@ public enum Daemon {
         for id in configuration.serialBridgeProfiles.sorted() where !profiles.contains(where: { $0.id == id }) {
             log.warning("devices: devices.serialBridges names \"\(id)\", which is no loaded profile. Fix: use an id `vitalgate profile list` shows")
         }
-        let manager = DeviceManager(profiles: profiles, outbox: outbox, subject: configuration.owner,
+        let manager = DeviceManager(profiles: profiles, outbox: outbox, assignment: configuration.assignment,
                                     hubAddress: hubAddress,
                                     bridgeProfiles: configuration.serialBridgeProfiles, log: log,
                                     onStored: onStored)
@@ -169,7 +169,7 @@ public enum Daemon {
         guard let profiles else { return nil }
         let central = BlueZCentral(adapter: configuration.bluetooth.adapter)
         let manager = BluetoothManager(central: central, profiles: profiles, settings: configuration.bluetooth, outbox: outbox,
-                                       subject: configuration.owner, log: log, onStored: onStored)
+                                       assignment: configuration.assignment, log: log, onStored: onStored)
         do { try manager.start() } catch {
             log.error("bluetooth: \(error); Bluetooth LE devices are not read until vitalgated restarts")
             return nil
@@ -191,7 +191,7 @@ public enum Daemon {
             }
             devices.append((device.address, profile))
         }
-        let manager = ClassicDeviceManager(devices: devices, outbox: outbox, subject: configuration.owner, log: log, onStored: onStored)
+        let manager = ClassicDeviceManager(devices: devices, outbox: outbox, assignment: configuration.assignment, log: log, onStored: onStored)
         do { try manager.start() } catch {
             log.error("bluetooth: Classic devices: \(error)")
             return nil

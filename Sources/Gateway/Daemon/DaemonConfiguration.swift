@@ -1,3 +1,4 @@
+import Assignment
 import FHIRExport
 import Foundation
 import ProfileCatalog
@@ -24,9 +25,14 @@ public struct DaemonConfiguration: Sendable {
     public var tls: TLSOptions
     public var connectTimeout: Duration
     public var requestTimeout: Duration
-    /// The citizen that readings without one belong to: a single-person household. Without it, such readings
-    /// are held as unassigned and never uploaded.
-    public var owner: PatientIdentifier?
+    /// Whose readings these are: members with their identifiers, devices and user slots bound to them (the
+    /// older `owner` setting is a household of one). What it cannot attribute is held unassigned.
+    public var household: Household
+    /// The community health worker using this kit: the performer of readings taken during visits.
+    public var healthWorker: PerformerIdentifier?
+
+    /// The rules that attribute readings to the household's members and to visits.
+    public var assignment: AssignmentRules { AssignmentRules(household: household) }
     public var identifierSystems: IdentifierSystems
     /// The ingest socket: readings from device sessions and `vitalgate ingest`, acknowledged after commit.
     public var ingestSocket: String
@@ -85,12 +91,7 @@ public struct DaemonConfiguration: Sendable {
             identifierSystems.socialInsurance = try systems.string("socialInsurance") ?? identifierSystems.socialInsurance
             try systems.finish()
         }
-        var owner: PatientIdentifier?
-        if let text = try top.string("owner", example: "\"cccd:001085012345\"") {
-            do { owner = try identifierSystems.parse(text) } catch {
-                throw top.error("owner", error.description, fix: "write cccd:<12 digits>, bhxh:<10 digits> or SYSTEM|VALUE")
-            }
-        }
+        let (household, healthWorker) = try HouseholdSettings.parse(&top, identifierSystems: identifierSystems, file: file)
 
         var server = try top.object("server", required: true)!
         guard let baseURL = try server.string("baseURL", required: true, example: "\"https://fhir.example.vn/r4\""),
@@ -173,7 +174,7 @@ public struct DaemonConfiguration: Sendable {
             stateDirectory: stateDirectory, file: file, baseURL: baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL,
             mode: mode, subjectStyle: subjectStyle, batchSize: batchSize, backoff: backoff, claimProfiles: claimProfiles,
             gatewayAddress: gatewayAddress, auth: auth, tls: tls, connectTimeout: connectTimeout, requestTimeout: requestTimeout,
-            owner: owner, identifierSystems: identifierSystems, ingestSocket: ingestSocket, keepDelivered: keepDelivered,
+            household: household, healthWorker: healthWorker, identifierSystems: identifierSystems, ingestSocket: ingestSocket, keepDelivered: keepDelivered,
             reservedFreeBytes: reserved, discoverDevices: discoverDevices, profilesDirectory: profilesDirectory,
             serialBridgeProfiles: serialBridgeProfiles)
         configuration.bluetooth = bluetooth

@@ -1,3 +1,4 @@
+import Assignment
 import DeviceIO
 import Dispatch
 import Foundation
@@ -24,7 +25,7 @@ import VitalModel
 final class DeviceManager: Sendable {
     private let matcher: DeviceMatcher
     private let outbox: Outbox
-    private let subject: PatientIdentifier?
+    private let assignment: AssignmentRules
     private let onStored: @Sendable () -> Void
     private let log: DaemonLog
     private let discovery: UdevDiscovery
@@ -61,14 +62,14 @@ final class DeviceManager: Sendable {
     }
     private let totals = Mutex(Totals())
 
-    init(profiles: [DeviceProfile], outbox: Outbox, subject: PatientIdentifier?, hubAddress: EUI48?,
+    init(profiles: [DeviceProfile], outbox: Outbox, assignment: AssignmentRules, hubAddress: EUI48?,
          bridgeProfiles: Set<String> = [], log: DaemonLog,
          onStored: @escaping @Sendable () -> Void, discovery: UdevDiscovery = UdevDiscovery()) {
         self.hubAddress = hubAddress
         self.bridgeProfiles = bridgeProfiles
         self.matcher = DeviceMatcher(profiles: profiles)
         self.outbox = outbox
-        self.subject = subject
+        self.assignment = assignment
         self.onStored = onStored
         self.log = log
         self.discovery = discovery
@@ -196,7 +197,7 @@ final class DeviceManager: Sendable {
             }
             return
         }
-        let sink = OutboxSink(outbox: outbox, subject: subject, onStored: onStored)
+        let sink = OutboxSink(outbox: outbox, assignment: assignment, onStored: onStored)
         let session = DeviceSession(profile: profile, device: identity(of: device, profile: profile), link: link, sink: sink,
                                     // Streaming profiles say so (`frames.stream`) and their engine keeps the session
                                     // open; a finished script here is the device's own end (Omron: END, OFF).
@@ -317,18 +318,19 @@ final class DeviceManager: Sendable {
     }
 }
 
-/// Stores a session's readings in the Outbox with the household's citizen, then wakes the uplink.
-/// `store` returns only after the commit (synchronous=FULL), which is what lets a session acknowledge.
-/// One per session: it counts the readings that were new to the Outbox.
+/// Stores a session's readings in the Outbox with the citizen the assignment rules give each (household
+/// member, open visit, or nobody: held unassigned), then wakes the uplink. `store` returns only after the
+/// commit (synchronous=FULL), which is what lets a session acknowledge. One per session: it counts the readings
+/// that were new to the Outbox.
 final class OutboxSink: ReadingSink {
     let outbox: Outbox
-    let subject: PatientIdentifier?
+    let assignment: AssignmentRules
     let onStored: @Sendable () -> Void
     private let stored = Atomic<Int>(0)
 
-    init(outbox: Outbox, subject: PatientIdentifier?, onStored: @escaping @Sendable () -> Void) {
+    init(outbox: Outbox, assignment: AssignmentRules, onStored: @escaping @Sendable () -> Void) {
         self.outbox = outbox
-        self.subject = subject
+        self.assignment = assignment
         self.onStored = onStored
     }
 
@@ -337,12 +339,21 @@ final class OutboxSink: ReadingSink {
 
     func store(_ readings: [Reading]) throws {
         guard !readings.isEmpty else { return }
-        // A reading a multi-user device gave a user slot belongs to whoever has that slot, which only the
-        // household (issue #7) can say: held as unassigned, never guessed to be the owner's.
-        let outcomes = try outbox.ingest(readings.map { IncomingReading(reading: $0, subject: $0.userSlot == nil ? subject : nil) })
+        let outcomes = try outbox.ingest(try assignment.incoming(readings, outbox: outbox))
         let new = outcomes.filter { if case .stored = $0 { true } else { false } }.count
         stored.add(new, ordering: .relaxed)
         onStored()
+    }
+}
+
+extension AssignmentRules {
+    /// `readings` with the citizen each belongs to, under the visit open in `outbox` now.
+    func incoming(_ readings: [Reading], outbox: Outbox) throws(OutboxError) -> [IncomingReading] {
+        let visit = try outbox.openVisit().map { OpenVisit(id: $0.id, patient: $0.patient, startedAt: $0.startedAt) }
+        return readings.map { reading in
+            let (subject, attribution) = attribute(reading, visit: visit)
+            return IncomingReading(reading: reading, subject: subject, attribution: attribution)
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+import Assignment
 import Foundation
 import Outbox
 import Synchronization
@@ -10,13 +11,13 @@ import Glibc
 /// only after the Outbox has committed them to disk (commit first, then acknowledge).
 ///
 /// Protocol, one JSON object per line each way. A request is `{"readings": [{"reading": READING, "patient":
-/// "cccd:…"}, …]}`, where READING is the `vitalgate decode` JSON and `patient` is optional (the configured
-/// owner, else unassigned). The answer is `{"ok": true, "results": [{"id": 12, "duplicate": false}, …]}` once
+/// "cccd:…"}, …]}`, where READING is the `vitalgate decode` JSON and `patient` is optional (without it, the
+/// household and visit rules decide, else the reading is held unassigned). The answer is `{"ok": true, "results": [{"id": 12, "duplicate": false}, …]}` once
 /// stored, or `{"ok": false, "error": "…", "retry": true|false}`, in which case nothing was stored.
 final class IngestServer: Sendable {
     let path: String
     let outbox: Outbox
-    let defaultSubject: PatientIdentifier?
+    let assignment: AssignmentRules
     let identifierSystems: IdentifierSystems
     let log: DaemonLog
     /// Called after each commit, so the uplink wakes up.
@@ -26,11 +27,11 @@ final class IngestServer: Sendable {
     /// A request line longer than this is refused: no reading batch needs more, and memory stays bounded.
     static let maximumLineBytes = 4 << 20
 
-    init(path: String, outbox: Outbox, defaultSubject: PatientIdentifier?, identifierSystems: IdentifierSystems,
+    init(path: String, outbox: Outbox, assignment: AssignmentRules, identifierSystems: IdentifierSystems,
          log: DaemonLog, onStored: @escaping @Sendable () -> Void) {
         self.path = path
         self.outbox = outbox
-        self.defaultSubject = defaultSubject
+        self.assignment = assignment
         self.identifierSystems = identifierSystems
         self.log = log
         self.onStored = onStored
@@ -138,6 +139,7 @@ final class IngestServer: Sendable {
             return Self.refusal("the request has no \"readings\" array", retry: false)
         }
         var incoming: [IncomingReading] = []
+        var unnamed: [(Int, Reading)] = []
         for (index, entry) in entries.enumerated() {
             guard let readingJSON = entry["reading"] else {
                 return Self.refusal("readings[\(index)] has no \"reading\"", retry: false)
@@ -146,18 +148,22 @@ final class IngestServer: Sendable {
             do { reading = try Reading(json: readingJSON) } catch {
                 return Self.refusal("readings[\(index)].reading: \(error)", retry: false)
             }
-            var subject = defaultSubject
             switch entry["patient"] {
             case .string(let text)?:
-                do { subject = try identifierSystems.parse(text) } catch {
+                do { incoming.append(IncomingReading(reading: reading, subject: try identifierSystems.parse(text))) } catch {
                     return Self.refusal("readings[\(index)].patient: \(error.description)", retry: false)
                 }
-            case .null?, nil: break
+            case .null?, nil:
+                unnamed.append((incoming.count, reading))
+                incoming.append(IncomingReading(reading: reading, subject: nil))
             default: return Self.refusal("readings[\(index)].patient must be a string", retry: false)
             }
-            incoming.append(IncomingReading(reading: reading, subject: subject))
         }
         do {
+            // Readings that came without a citizen go through the household and visit rules, like a session's.
+            for (slot, attributed) in zip(unnamed.map(\.0), try assignment.incoming(unnamed.map(\.1), outbox: outbox)) {
+                incoming[slot] = attributed
+            }
             let outcomes = try outbox.ingest(incoming)
             var results: [JSONValue] = []
             var stored: [String] = []

@@ -94,7 +94,7 @@ final class UplinkWorker: Sendable {
                     continue
                 }
                 items.append(DeliveryItem(id: stored.id.rawValue, reading: stored.reading, subject: subject,
-                                          identifyByReceipt: stored.identifyByReceipt))
+                                          identifyByReceipt: stored.identifyByReceipt, performer: stored.performer))
             }
             let report = deliverer.deliver(items)
             let attempts = Dictionary(uniqueKeysWithValues: batch.map { ($0.id, $0.attempts) })

@@ -392,8 +392,13 @@ public struct FramesSession: EngineSession {
             deviceTime = try Self.deviceTime(timeMap, frame: frame, message: message)
         }
         var userSlot: Int?
-        if let slot = map.userSlot, let raw = Self.extract(slot.field, from: frame), !slot.unknown.contains(raw), Int(raw) + slot.add >= 0 {
-            userSlot = Int(raw) + slot.add
+        if let slot = map.userSlot, let raw = Self.extract(slot.field, from: frame) {
+            // A value the profile calls "unknown" is the device saying it has users but not which one measured.
+            if slot.unknown.contains(raw) {
+                userSlot = Reading.unknownUserSlot
+            } else if Int(raw) + slot.add >= 0 {
+                userSlot = Int(raw) + slot.add
+            }
         }
         var status: MeasurementStatus = []
         for rule in map.status where Self.matches(rule.when, frame) == true { status.insert(rule.status) }

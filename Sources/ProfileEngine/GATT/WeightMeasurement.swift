@@ -35,7 +35,7 @@ public struct WeightMeasurementDecoder: Sendable {
         var userSlot: Int?
         if flags & 0x04 != 0 {
             let user = try reader.uint8("user id", promisedBy: flagsText)
-            userSlot = user == 0xFF ? nil : Int(user)
+            userSlot = Int(user)  // 0xFF stays 255, "unknown user": the assignment rules hold it
         }
         if flags & 0x08 != 0 {
             let bmi = try reader.uint16("BMI", promisedBy: flagsText)

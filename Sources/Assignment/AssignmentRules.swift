@@ -1,0 +1,125 @@
+import Foundation
+import VitalModel
+
+/// A visit as the rules see it: whose readings the kit's devices take, and from when.
+public struct OpenVisit: Sendable, Hashable {
+    public var id: Int64
+    public var patient: PatientIdentifier
+    public var startedAt: Date
+
+    public init(id: Int64, patient: PatientIdentifier, startedAt: Date) {
+        self.id = id
+        self.patient = patient
+        self.startedAt = startedAt
+    }
+}
+
+/// Decides whose a reading is: a household member (by device or user slot), the citizen of an open visit, or
+/// nobody (held unassigned with the reason). A pure function of the reading, the household and the visit.
+///
+/// The rules, in order:
+/// 1. A device the household binds is the household's, visit or not: a slot-bound device gives the member of
+///    the reading's user slot; a single-user binding gives its member, but only for readings without a user
+///    slot (a cuff that reports slots needs its slots bound). Slot 255 is the Bluetooth SIG's "unknown user".
+/// 2. Any other device is a kit device while a visit is open: its reading goes to the visited citizen only when
+///    the hub can show it was measured after the visit started (a live reading, or a device time checked
+///    against the hub's clock). A record from the device's memory that predates the visit, or whose time
+///    cannot be checked, is held.
+/// 3. With no visit open, a household of one member takes readings without a user slot from unbound devices.
+/// 4. Anything else is held.
+public struct AssignmentRules: Sendable {
+    public var household: Household
+
+    /// The Bluetooth SIG user index for "unknown user" (Blood Pressure, Weight Scale, Body Composition).
+    public static let unknownUserSlot = Reading.unknownUserSlot
+    /// How far after its receipt a reading's corrected time may lie (clock-check rounding), before the hub
+    /// calls the device clock wrong.
+    public static let futureTolerance: TimeInterval = 120
+
+    public init(household: Household) {
+        self.household = household
+    }
+
+    /// The citizen for `reading` (nil: hold it) and the attribution to store with it.
+    public func attribute(_ reading: Reading, visit: OpenVisit?) -> (subject: PatientIdentifier?, attribution: Attribution) {
+        let bindings = household.bindings(for: reading)
+        if bindings.count > 1 {
+            return (nil, .unassigned("\(bindings.count) household device entries match this device equally. Fix: make them "
+                + "name the device (bluetooth, systemID or serialNumber), then assign the reading"))
+        }
+        if let binding = bindings.first { return attributeBound(reading, binding) }
+        if let visit { return attributeDuringVisit(reading, visit) }
+        switch household.members.count {
+        case 0:
+            return (nil, .unassigned("no household member or owner is configured and no visit is open. Fix: configure "
+                + "household or owner, or start a visit; assign this reading with `vitalgate assign`"))
+        case 1 where reading.userSlot == nil:
+            return (household.members[0].patient, Attribution(rule: .owner))
+        case 1:
+            return (nil, .unassigned(slotText(reading.userSlot!) + " and the household binds no slots of this device. Fix: "
+                + "bind its slots under household.devices, then assign this reading"))
+        default:
+            return (nil, .unassigned("the device is bound to no household member and the household has "
+                + "\(household.members.count) members. Fix: bind it under household.devices, then assign this reading"))
+        }
+    }
+
+    private func attributeBound(_ reading: Reading, _ binding: Household.DeviceBinding) -> (PatientIdentifier?, Attribution) {
+        if !binding.slots.isEmpty {
+            guard let slot = reading.userSlot else {
+                return (nil, .unassigned("the household binds this device's user slots, but the reading names no user slot"))
+            }
+            guard let label = binding.slots[slot], let member = household.member(label) else {
+                return (nil, .unassigned(slotText(slot) + ", which the household binds to no member. Fix: bind it under "
+                    + "household.devices, then assign this reading"))
+            }
+            return (member.patient, Attribution(rule: .householdSlot))
+        }
+        guard let label = binding.member, let member = household.member(label) else {
+            return (nil, .unassigned("the household entry for this device names no member"))
+        }
+        if let slot = reading.userSlot {
+            return (nil, .unassigned(slotText(slot) + ", but the household binds the whole device to one member. Fix: "
+                + "bind its slots under household.devices, then assign this reading"))
+        }
+        return (member.patient, Attribution(rule: .householdDevice))
+    }
+
+    private func attributeDuringVisit(_ reading: Reading, _ visit: OpenVisit) -> (PatientIdentifier?, Attribution) {
+        guard let measured = Self.measuredAt(reading) else {
+            return (nil, .unassigned("it came during visit \(visit.id) from the device's memory with a time the hub cannot check "
+                + "against its own clock, so it may be from before the visit. Fix: check its time with `vitalgate readings "
+                + "--unassigned` and assign it"))
+        }
+        if measured < visit.startedAt {
+            return (nil, .unassigned("it was measured before visit \(visit.id) started (a record in the device's memory); "
+                + "records from before a visit are never given to the visited citizen"))
+        }
+        if measured.timeIntervalSince(reading.receivedAt.instant) > Self.futureTolerance {
+            return (nil, .unassigned("its time is after the hub received it: the device clock is wrong, so the hub cannot "
+                + "tell whether it was measured during visit \(visit.id)"))
+        }
+        return (visit.patient, Attribution(rule: .visit, visitID: visit.id))
+    }
+
+    private func slotText(_ slot: Int) -> String {
+        slot == Self.unknownUserSlot ? "the device did not know who measured (user slot 255, \"unknown user\")"
+            : "the device reports user slot \(slot)"
+    }
+
+    /// When the reading was measured on the hub's timeline, or nil when the hub cannot tell: a record from
+    /// memory without a device time, or with a device time the hub has no clock check for.
+    public static func measuredAt(_ reading: Reading) -> Date? {
+        if let window = reading.window { return window.start.instant }
+        guard let stamp = reading.deviceTime else {
+            return reading.status.contains(.fromStorage) ? nil : reading.receivedAt.instant
+        }
+        if let quarters = stamp.utcOffsetQuarterHours, stamp.clock == .set {
+            return Date(timeIntervalSince1970: Double(stamp.time.millisecondsSince1970 - Int64(quarters) * 900_000) / 1000)
+        }
+        guard stamp.clock != .notSet, let check = reading.clockCheck, let lag = check.deviceLagMilliseconds else { return nil }
+        // The device's wall clock moved onto the hub's local wall clock, then to an instant with the hub's offset.
+        let local = stamp.time.millisecondsSince1970 + lag
+        return Date(timeIntervalSince1970: Double(local - Int64(check.hubTime.utcOffsetSeconds) * 1000) / 1000)
+    }
+}
