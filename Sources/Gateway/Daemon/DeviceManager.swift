@@ -219,6 +219,7 @@ final class DeviceManager: Sendable {
             $0.readings += outcome.counters.readings
             $0.problems += outcome.counters.problems
         }
+        ReadingCounters.daemon.unreadable(outcome.counters.problems)
         let summary = outcome.counters.logSummary
         // New rows, not readings the device re-sent: a device that fails at the same point after re-sending
         // its old records must still back off.
@@ -324,11 +325,14 @@ final class OutboxSink: ReadingSink {
     let outbox: Outbox
     let subject: PatientIdentifier?
     let onStored: @Sendable () -> Void
+    /// The metrics file's counts of decoded, stored and refused readings.
+    let counters: ReadingCounters
     private let stored = Atomic<Int>(0)
 
-    init(outbox: Outbox, subject: PatientIdentifier?, onStored: @escaping @Sendable () -> Void) {
+    init(outbox: Outbox, subject: PatientIdentifier?, counters: ReadingCounters = .daemon, onStored: @escaping @Sendable () -> Void) {
         self.outbox = outbox
         self.subject = subject
+        self.counters = counters
         self.onStored = onStored
     }
 
@@ -339,7 +343,9 @@ final class OutboxSink: ReadingSink {
         guard !readings.isEmpty else { return }
         // A reading a multi-user device gave a user slot belongs to whoever has that slot, which only the
         // household (issue #7) can say: held as unassigned, never guessed to be the owner's.
-        let outcomes = try outbox.ingest(readings.map { IncomingReading(reading: $0, subject: $0.userSlot == nil ? subject : nil) })
+        let outcomes = try counters.storing(readings.count, from: .device) {
+            try outbox.ingest(readings.map { IncomingReading(reading: $0, subject: $0.userSlot == nil ? subject : nil) })
+        }
         let new = outcomes.filter { if case .stored = $0 { true } else { false } }.count
         stored.add(new, ordering: .relaxed)
         onStored()
