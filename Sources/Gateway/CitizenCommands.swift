@@ -20,7 +20,7 @@ enum ControlRoute {
             let path = explicitSocket ?? defaultSocket
             do { return try ControlClient.request(path: path, request, timeout: .seconds(15)) } catch {
                 switch error {
-                case .notRunning, .staleSocket where explicitSocket == nil: break   // no daemon: answer here
+                case .notRunning where explicitSocket == nil, .staleSocket where explicitSocket == nil: break   // no daemon: answer here
                 default: throw error
                 }
             }

@@ -251,6 +251,7 @@ final class BluetoothManager: Sendable {
             $0.readings += outcome.readings
             $0.problems += outcome.problems
         }
+        ReadingCounters.daemon.unreadable(outcome.problems)
         // Decode problems carry device bytes, which may be measured values: only their number is logged.
         let summary = "\(outcome.readings) reading(s) stored (\(outcome.newReadings) new), \(outcome.problems) unreadable value(s)"
         var failed = false

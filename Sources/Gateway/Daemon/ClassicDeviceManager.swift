@@ -225,6 +225,7 @@ final class ClassicDeviceManager: Sendable {
             $0.readings += outcome.counters.readings
             $0.problems += outcome.counters.problems
         }
+        ReadingCounters.daemon.unreadable(outcome.counters.problems)
         let summary = outcome.counters.logSummary
         // New rows, not readings the device re-sent: a device failing at the same point after re-sending its
         // memory must still back off.

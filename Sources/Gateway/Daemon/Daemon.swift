@@ -25,6 +25,7 @@ public enum Daemon {
         // A closed journal stream or a vanished client must be an error value, not a killed daemon.
         signal(SIGPIPE, SIG_IGN)
         let log = DaemonLog()
+        let startedAt = Date()
         guard arguments.count == 2, arguments[0] == "--config" else {
             if arguments.contains("--help") || arguments.contains("-h") { print(usage); return 0 }
             FileHandle.standardError.write(Data((usage + "\n").utf8))
@@ -97,6 +98,7 @@ public enum Daemon {
         log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
         let watchdog = Watchdog.requested().map { Watchdog(interval: $0, outbox: outbox, log: log) }
         watchdog?.start()
+        let metrics = MetricsFile.start(configuration.metrics, outbox: outbox, startedAt: startedAt, log: log)
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
@@ -116,6 +118,7 @@ public enum Daemon {
         classic?.stop(waitingUpTo: .seconds(3))
         ingest.stop()
         worker.stop(waitingUpTo: .seconds(5))
+        metrics?.stop()
         sources.forEach { $0.cancel() }
         log.info("stopped")
         return 0

@@ -49,6 +49,8 @@ public struct DaemonConfiguration: Sendable {
     public var serialBridgeProfiles: Set<String>
     /// Bluetooth LE through BlueZ, heart-rate windows, Bluetooth Classic serial devices.
     public var bluetooth = BluetoothSettings()
+    /// The Prometheus text file for node_exporter's textfile collector; nil: none is written.
+    public var metrics: MetricsSettings?
 
     /// The Outbox database path.
     public var outboxPath: String { Self.outboxPath(in: stateDirectory) }
@@ -147,6 +149,7 @@ public struct DaemonConfiguration: Sendable {
             keepDelivered = .seconds(86_400 * (try retention.int("deliveredDays", in: 0...3650) ?? 30))
             try retention.finish()
         }
+        let metrics = try MetricsSettings.parse(&top)
         var reserved = 8 << 20
         if var outbox = try top.object("outbox") {
             reserved = (try outbox.int("reservedFreeMiB", in: 0...102_400) ?? 8) << 20
@@ -178,6 +181,7 @@ public struct DaemonConfiguration: Sendable {
             reservedFreeBytes: reserved, discoverDevices: discoverDevices, profilesDirectory: profilesDirectory,
             serialBridgeProfiles: serialBridgeProfiles)
         configuration.bluetooth = bluetooth
+        configuration.metrics = metrics
         return configuration
     }
 

@@ -220,6 +220,7 @@ final class DeviceManager: Sendable {
             $0.readings += outcome.counters.readings
             $0.problems += outcome.counters.problems
         }
+        ReadingCounters.daemon.unreadable(outcome.counters.problems)
         let summary = outcome.counters.logSummary
         // New rows, not readings the device re-sent: a device that fails at the same point after re-sending
         // its old records must still back off.
@@ -326,11 +327,14 @@ final class OutboxSink: ReadingSink {
     let outbox: Outbox
     let assignment: AssignmentRules
     let onStored: @Sendable () -> Void
+    /// The metrics file's counts of decoded, stored and refused readings.
+    let counters: ReadingCounters
     private let stored = Atomic<Int>(0)
 
-    init(outbox: Outbox, assignment: AssignmentRules, onStored: @escaping @Sendable () -> Void) {
+    init(outbox: Outbox, assignment: AssignmentRules, counters: ReadingCounters = .daemon, onStored: @escaping @Sendable () -> Void) {
         self.outbox = outbox
         self.assignment = assignment
+        self.counters = counters
         self.onStored = onStored
     }
 
@@ -339,7 +343,9 @@ final class OutboxSink: ReadingSink {
 
     func store(_ readings: [Reading]) throws {
         guard !readings.isEmpty else { return }
-        let outcomes = try outbox.ingest(try assignment.incoming(readings, outbox: outbox))
+        let outcomes = try counters.storing(readings.count, from: .device) {
+            try outbox.ingest(try assignment.incoming(readings, outbox: outbox))
+        }
         let new = outcomes.filter { if case .stored = $0 { true } else { false } }.count
         stored.add(new, ordering: .relaxed)
         onStored()

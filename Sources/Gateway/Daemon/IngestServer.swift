@@ -22,19 +22,22 @@ final class IngestServer: Sendable {
     let log: DaemonLog
     /// Called after each commit, so the uplink wakes up.
     let onStored: @Sendable () -> Void
+    /// The metrics file's counts of received, malformed, stored and refused readings.
+    let counters: ReadingCounters
     private let listener = Mutex<Int32>(-1)
 
     /// A request line longer than this is refused: no reading batch needs more, and memory stays bounded.
     static let maximumLineBytes = 4 << 20
 
     init(path: String, outbox: Outbox, assignment: AssignmentRules, identifierSystems: IdentifierSystems,
-         log: DaemonLog, onStored: @escaping @Sendable () -> Void) {
+         log: DaemonLog, counters: ReadingCounters = .daemon, onStored: @escaping @Sendable () -> Void) {
         self.path = path
         self.outbox = outbox
         self.assignment = assignment
         self.identifierSystems = identifierSystems
         self.log = log
         self.onStored = onStored
+        self.counters = counters
     }
 
     struct StartError: Error, CustomStringConvertible {
@@ -116,6 +119,7 @@ final class IngestServer: Sendable {
                 if line.isEmpty { continue }
                 guard UnixSocket.sendAll(Array((handle(line).serialized() + "\n").utf8), to: fd) else { return }
             case .tooLong:
+                counters.malformed(1)
                 let answer = Self.refusal("the request line is longer than \(Self.maximumLineBytes) bytes", retry: false)
                 _ = UnixSocket.sendAll(Array((answer.serialized() + "\n").utf8), to: fd)
                 return
@@ -133,30 +137,30 @@ final class IngestServer: Sendable {
     func handle(_ line: [UInt8]) -> JSONValue {
         let request: JSONValue
         do { request = try JSONValue.parse(bytes: line) } catch {
-            return Self.refusal("the request is not JSON (\(error))", retry: false)
+            return malformed(1, "the request is not JSON (\(error))")
         }
         guard case .array(let entries)? = request["readings"] else {
-            return Self.refusal("the request has no \"readings\" array", retry: false)
+            return malformed(1, "the request has no \"readings\" array")
         }
         var incoming: [IncomingReading] = []
         var unnamed: [(Int, Reading)] = []
         for (index, entry) in entries.enumerated() {
             guard let readingJSON = entry["reading"] else {
-                return Self.refusal("readings[\(index)] has no \"reading\"", retry: false)
+                return malformed(entries.count, "readings[\(index)] has no \"reading\"")
             }
             let reading: Reading
             do { reading = try Reading(json: readingJSON) } catch {
-                return Self.refusal("readings[\(index)].reading: \(error)", retry: false)
+                return malformed(entries.count, "readings[\(index)].reading: \(error)")
             }
             switch entry["patient"] {
             case .string(let text)?:
                 do { incoming.append(IncomingReading(reading: reading, subject: try identifierSystems.parse(text))) } catch {
-                    return Self.refusal("readings[\(index)].patient: \(error.description)", retry: false)
+                    return malformed(entries.count, "readings[\(index)].patient: \(error.description)")
                 }
             case .null?, nil:
                 unnamed.append((incoming.count, reading))
                 incoming.append(IncomingReading(reading: reading, subject: nil))
-            default: return Self.refusal("readings[\(index)].patient must be a string", retry: false)
+            default: return malformed(entries.count, "readings[\(index)].patient must be a string")
             }
         }
         do {
@@ -164,7 +168,7 @@ final class IngestServer: Sendable {
             for (slot, attributed) in zip(unnamed.map(\.0), try assignment.incoming(unnamed.map(\.1), outbox: outbox)) {
                 incoming[slot] = attributed
             }
-            let outcomes = try outbox.ingest(incoming)
+            let outcomes = try counters.storing(incoming.count, from: .ingest) { try outbox.ingest(incoming) }
             var results: [JSONValue] = []
             var stored: [String] = []
             for outcome in outcomes {
@@ -186,6 +190,12 @@ final class IngestServer: Sendable {
             log.error("ingest: refused \(incoming.count) reading(s), nothing stored: \(error)")
             return Self.refusal("\(error)", retry: true)
         }
+    }
+
+    /// A refusal of a request that cannot be read, counted: `count` readings (or one request) were not stored.
+    private func malformed(_ count: Int, _ error: String) -> JSONValue {
+        counters.malformed(count)
+        return Self.refusal(error, retry: false)
     }
 
     /// `r3…r9` for a run of local ids: enough to find them, short in the journal.

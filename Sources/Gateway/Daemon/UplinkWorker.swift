@@ -13,18 +13,22 @@ final class UplinkWorker: Sendable {
     let backoff: Backoff
     let keepDelivered: Duration
     let log: DaemonLog
+    /// The metrics file's counts of uploaded and dead-lettered readings.
+    let counters: ReadingCounters
 
     private let running = Mutex(true)
     /// Signalled by `wake()` and `stop()`; extra signals only cost an early look at the Outbox.
     private let signal = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(outbox: Outbox, deliverer: Deliverer, backoff: Backoff, keepDelivered: Duration, log: DaemonLog) {
+    init(outbox: Outbox, deliverer: Deliverer, backoff: Backoff, keepDelivered: Duration, log: DaemonLog,
+         counters: ReadingCounters = .daemon) {
         self.outbox = outbox
         self.deliverer = deliverer
         self.backoff = backoff
         self.keepDelivered = keepDelivered
         self.log = log
+        self.counters = counters
     }
 
     func start() {
@@ -126,6 +130,7 @@ final class UplinkWorker: Sendable {
         while let write = backlog.first {
             do {
                 try write.apply(to: outbox, at: now)
+                counters.recorded(write)
             } catch {
                 log.error("uplink: cannot record an upload outcome, will try again: \(error)")
                 return false
