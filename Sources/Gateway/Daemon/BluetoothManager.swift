@@ -61,6 +61,16 @@ final class BluetoothManager: Sendable {
         var removed = false
     }
 
+    /// The Bluetooth LE devices the hub knows, for `vitalgate status`: address, name, whether a session runs.
+    var live: [JSONValue] {
+        state.withLock { state in
+            state.peers.sorted { $0.key.bluetoothText < $1.key.bluetoothText }.map { address, peer in
+                ["transport": "bluetooth-le", "device": .string(address.bluetoothText + (peer.info.name.map { " " + $0 } ?? "")),
+                 "profile": .string(peer.explained ?? ""), "session": .bool(peer.session != nil)]
+            }
+        }
+    }
+
     private struct State {
         var peers: [EUI48: Peer] = [:]
         var stopping = false

@@ -51,6 +51,11 @@ public struct DaemonConfiguration: Sendable {
     public var bluetooth = BluetoothSettings()
     /// The Prometheus text file for node_exporter's textfile collector; nil: none is written.
     public var metrics: MetricsSettings?
+    /// The control socket `vitalgate status`, `readings`, `visit` and `assign` talk to.
+    public var controlSocket = "/run/vitalgate/control.sock"
+    /// Groups whose members may use the control socket (besides root and the service user); nil: the default
+    /// `vitalgate-operators`, when that group exists.
+    public var operatorGroups: [String]?
 
     /// The Outbox database path.
     public var outboxPath: String { Self.outboxPath(in: stateDirectory) }
@@ -150,6 +155,15 @@ public struct DaemonConfiguration: Sendable {
             try retention.finish()
         }
         let metrics = try MetricsSettings.parse(&top)
+        // The control socket: under systemd in RuntimeDirectory (/run/vitalgate), else beside the Outbox.
+        var controlSocket = (ProcessInfo.processInfo.environment["RUNTIME_DIRECTORY"].map { $0 + "/control.sock" })
+            ?? stateDirectory + "/control.sock"
+        var operatorGroups: [String]? = nil
+        if var control = try top.object("control") {
+            controlSocket = try control.string("socket", example: "\"/run/vitalgate/control.sock\"") ?? controlSocket
+            operatorGroups = try control.strings("operatorGroups", nonEmpty: false)
+            try control.finish()
+        }
         var reserved = 8 << 20
         if var outbox = try top.object("outbox") {
             reserved = (try outbox.int("reservedFreeMiB", in: 0...102_400) ?? 8) << 20
@@ -182,6 +196,8 @@ public struct DaemonConfiguration: Sendable {
             serialBridgeProfiles: serialBridgeProfiles)
         configuration.bluetooth = bluetooth
         configuration.metrics = metrics
+        configuration.controlSocket = controlSocket
+        configuration.operatorGroups = operatorGroups
         return configuration
     }
 

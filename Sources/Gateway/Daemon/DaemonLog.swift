@@ -16,15 +16,31 @@ public final class DaemonLog: Sendable {
         case debug = 7
     }
 
-    /// Serialises whole lines from several threads.
-    private let lock = Mutex(())
+    /// A warning or error as `vitalgate status` shows it.
+    public struct Problem: Sendable {
+        public var at: Date
+        public var priority: Priority
+        public var message: String
+    }
+
+    /// Serialises whole lines from several threads; holds the last warnings and errors for `vitalgate status`.
+    private let lock = Mutex<[Problem]>([])
+    /// How many recent problems are kept.
+    static let recentLimit = 20
 
     public init() {}
+
+    /// The last warnings and errors, oldest first (they carry no identifier or value, like every log line).
+    public var recentProblems: [Problem] { lock.withLock { $0 } }
 
     public func log(_ priority: Priority, _ message: String) {
         let line = "<\(priority.rawValue)>" + message.replacingOccurrences(of: "\n", with: " ") + "\n"
         // write(2), not FileHandle: a failed write to a closed journal stream must not trap.
-        lock.withLock { _ in
+        lock.withLock { problems in
+            if priority.rawValue <= Priority.warning.rawValue {
+                problems.append(Problem(at: Date(), priority: priority, message: message))
+                if problems.count > Self.recentLimit { problems.removeFirst(problems.count - Self.recentLimit) }
+            }
             let bytes = Array(line.utf8)
             var offset = 0
             while offset < bytes.count {

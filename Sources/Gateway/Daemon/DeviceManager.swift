@@ -303,6 +303,16 @@ final class DeviceManager: Sendable {
     }
 
     /// `/dev/ttyUSB0 (USB 10C4:EA60 at pci-0000:00:14.0-usb-0:2:1.0)`: enough to find the device, nothing personal.
+    /// The attached devices a profile claims, for `vitalgate status`: node, profile, whether a session runs.
+    var live: [JSONValue] {
+        state.withLock { state in
+            state.devices.values.sorted { $0.device.node < $1.device.node }.map { slot in
+                ["transport": "usb", "device": .string(Self.describe(slot.device)), "profile": .string(slot.profile.id),
+                 "session": .bool(slot.running)]
+            }
+        }
+    }
+
     static func describe(_ device: AttachedDevice) -> String {
         var text = device.node
         if let vendor = device.vendorID, let product = device.productID {
