@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-/// The few Unix-socket steps the ingest server, its client and the systemd notifier share.
+/// The few Unix-socket steps the ingest and control servers, their clients and the systemd notifier share.
 enum UnixSocket {
     /// `sockaddr_un` for `path`, or nil when the path does not fit. A leading `@` names an abstract socket.
     static func address(_ path: String) -> (sockaddr_un, socklen_t)? {
@@ -55,6 +55,14 @@ enum UnixSocket {
         }
 
         mutating func next() -> Line {
+            var readError: Int32 = 0
+            return next(readError: &readError)
+        }
+
+        /// As ``next()``; on `.closed`, `readError` is the failed read's `errno` (`EAGAIN` when `SO_RCVTIMEO`
+        /// expired), or 0 when the peer closed the connection. The control client tells a timeout from a hang-up so.
+        mutating func next(readError: inout Int32) -> Line {
+            readError = 0
             var chunk = [UInt8](repeating: 0, count: 65_536)
             while true {
                 if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
@@ -65,7 +73,10 @@ enum UnixSocket {
                 if buffer.count > maximumBytes { return .tooLong }
                 let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if count < 0, errno == EINTR { continue }
-                guard count > 0 else { return .closed }
+                guard count > 0 else {
+                    if count < 0 { readError = errno }
+                    return .closed
+                }
                 buffer.append(contentsOf: chunk[..<count])
             }
         }
