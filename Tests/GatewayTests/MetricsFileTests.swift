@@ -1,3 +1,4 @@
+import Assignment
 import Foundation
 import Outbox
 import ProfileCatalog
@@ -301,7 +302,7 @@ struct MetricsFileTests {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let counters = ReadingCounters()
-        let sink = OutboxSink(outbox: try outbox(directory), subject: Self.patient, counters: counters, onStored: {})
+        let sink = OutboxSink(outbox: try outbox(directory), assignment: AssignmentRules(household: .single(Self.patient)), counters: counters, onStored: {})
         try sink.store(readings(3))
         try sink.store(readings(4))
         counters.unreadable(2)
@@ -309,7 +310,7 @@ struct MetricsFileTests {
         #expect(values.decoded[.device] == 7 && values.received[.device] == 9 && values.rejected[.unreadable] == 2)
         #expect(values.stored == 4 && values.duplicates == 3 && values.rejected[.notStored] == nil)
 
-        let full = OutboxSink(outbox: try outbox(try temporaryDirectory(), freeSpace: { _ in 0 }), subject: Self.patient,
+        let full = OutboxSink(outbox: try outbox(try temporaryDirectory(), freeSpace: { _ in 0 }), assignment: AssignmentRules(household: .single(Self.patient)),
                               counters: counters, onStored: {})
         #expect(throws: (any Error).self) { try full.store(readings(2, from: 100)) }
         values = counters.current
@@ -321,7 +322,7 @@ struct MetricsFileTests {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let counters = ReadingCounters()
-        let server = IngestServer(path: directory + "/ingest.sock", outbox: try outbox(directory), defaultSubject: Self.patient,
+        let server = IngestServer(path: directory + "/ingest.sock", outbox: try outbox(directory), assignment: AssignmentRules(household: .single(Self.patient)),
                                   identifierSystems: .vietnam, log: DaemonLog(), counters: counters, onStored: {})
         func send(_ entries: [JSONValue]) -> JSONValue {
             server.handle(Array(JSONValue.object([("readings", .array(entries))]).serialized().utf8))

@@ -94,11 +94,25 @@ public enum Daemon {
                                    onStored: { worker.wake() })
         let bluetooth = startBluetooth(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
         let classic = startClassic(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
+        let managers = (devices: devices, bluetooth: bluetooth)
         notifySystemd("READY=1\nSTATUS=delivering readings")
         log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
         let watchdog = Watchdog.requested().map { Watchdog(interval: $0, outbox: outbox, log: log) }
         watchdog?.start()
         let metrics = MetricsFile.start(configuration.metrics, outbox: outbox, startedAt: startedAt, log: log)
+        let control = startControl(configuration, outbox: outbox, log: log, onAssigned: { worker.wake() }) {
+            var devices: [JSONValue] = []
+            devices += managers.devices?.live ?? []
+            devices += managers.bluetooth?.live ?? []
+            return [
+                "startedAt": .string(ISO8601DateFormatter().string(from: startedAt)), "pid": .int(getpid()),
+                "sessions": .array(devices),
+                "recentProblems": .array(log.recentProblems.map { problem in
+                    ["at": .string(ISO8601DateFormatter().string(from: problem.at)), "priority": .int(problem.priority.rawValue),
+                     "message": .string(problem.message)]
+                }),
+            ]
+        }
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
@@ -117,11 +131,43 @@ public enum Daemon {
         bluetooth?.stop(waitingUpTo: .seconds(3))
         classic?.stop(waitingUpTo: .seconds(3))
         ingest.stop()
+        control?.stop()
         worker.stop(waitingUpTo: .seconds(5))
         metrics?.stop()
         sources.forEach { $0.cancel() }
         log.info("stopped")
         return 0
+    }
+
+    /// The control socket for `vitalgate status`, `readings`, `visit` and `assign`: root, the service user and the
+    /// operator groups may use it. Without it the daemon still runs (the CLI then reads the Outbox itself).
+    static func startControl(_ configuration: DaemonConfiguration, outbox: Outbox, log: DaemonLog,
+                             onAssigned: @escaping @Sendable () -> Void,
+                             live: @escaping @Sendable () -> JSONValue) -> ControlServer? {
+        let policy: ControlAccessPolicy
+        if let groups = configuration.operatorGroups {
+            do { policy = try .resolving(groupNames: groups) } catch {
+                log.error("control: \(error); the control socket is not opened")
+                return nil
+            }
+        } else if let found = try? ControlAccessPolicy.resolving(groupNames: [ControlAccessPolicy.defaultGroupName]) {
+            policy = found
+        } else {
+            // The packaged sysusers entry creates the group; a hand-run daemon may lack it.
+            log.info("control: no group \(ControlAccessPolicy.defaultGroupName); only root and the service user may use the control socket")
+            policy = ControlAccessPolicy(daemonUID: getuid(), groups: [])
+        }
+        let server = ControlServer(path: configuration.controlSocket, policy: policy, log: log) { request in
+            let context = ControlContext(outbox: outbox, configuration: configuration, live: live, actor: request.actor)
+            let reply = ControlCommands.handle(request.json, context)
+            if request.command == "assign" { onAssigned() }
+            return reply
+        }
+        do { try server.start() } catch {
+            log.error("control: \(error)")
+            return nil
+        }
+        return server
     }
 
     /// The device profiles, with every broken one logged and left out; nil when there are none to load.
