@@ -3,9 +3,10 @@ inside the VM, and every step is checked against what the devices sent and what 
 
 1. `vitalgate bluetooth pair` adopts the blood-pressure monitor (Just Works, bonded) and the heart-rate
    sensor (no pairing); `vitalgate bluetooth list --json` shows both.
-2. vitalgated downloads the monitor's stored records (indications over the encrypted link). Records with
-   user id 0xFF (unknown) reach the owner's record on the server with their values and times; the one with
-   user 2 is held unassigned (only a household may say whose slot that is).
+2. vitalgated downloads the monitor's stored records (indications over the encrypted link). The household
+   binds the monitor's user 1 to its one member: those records reach the member's record on the server with
+   their values and times; the one of user 2 (bound to no one) and the one of user 0xFF ("unknown user") are
+   held unassigned, never guessed.
 3. The heart-rate sensor notifies at 1 Hz for about 30 s; with bluetooth.heartRate.windowSeconds 10 the
    server receives 10-second summaries whose values lie within the rates the sensor sent.
 4. The monitor's clock is wrong by hours (set while the daemon is stopped, so this step does not depend on
@@ -16,7 +17,8 @@ inside the VM, and every step is checked against what the devices sent and what 
    uploads it, and no earlier reading is duplicated.
 6. vitalgated and bluetoothd restart: the monitor is read again over the stored bond (an encrypted link,
    no second pairing).
-7. `vitalgate queue --json` agrees with the server: nothing pending or dead, the user-2 record unassigned.
+7. `vitalgate queue --json` agrees with the server: nothing pending or dead, the user-2 and unknown-user
+   records unassigned.
 Every Observation on the server is copied to RESULTS/observations for the host's validator.
 """
 from __future__ import annotations
@@ -42,6 +44,7 @@ HUB_MAC = "02:00:00:00:00:01"
 BP_ADDRESS = "F1:0B:50:00:00:11"
 HR_ADDRESS = "F2:0B:50:00:00:12"
 UNKNOWN_USER = 0xFF
+OWNER_SLOT = 1  # the household binds the monitor's user 1 to its one member
 HR_RATES = [72, 74, 77, 80, 83, 85, 84, 81, 78, 75]
 WRONG_CLOCK_OFFSET = -(3 * 3600 + 17 * 60)  # the monitor's clock 3 h 17 min slow
 LOINC_BLOOD_PRESSURE = "85354-9"
@@ -49,15 +52,17 @@ LOINC_HEART_RATE = "8867-4"
 MDC_TIME_ABS = "67975"
 
 INITIAL_RECORDS = [
-    {"systolic": 121, "diastolic": 79, "map": 93, "pulse": 64, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 180},
+    {"systolic": 121, "diastolic": 79, "map": 93, "pulse": 64, "user": OWNER_SLOT, "status": 0, "minutesAgo": 180},
     # irregular pulse
-    {"systolic": 135, "diastolic": 88, "map": 104, "pulse": 91, "user": UNKNOWN_USER, "status": 0x0004, "minutesAgo": 60},
-    # user 2 of a two-user cuff: held unassigned
+    {"systolic": 135, "diastolic": 88, "map": 104, "pulse": 91, "user": OWNER_SLOT, "status": 0x0004, "minutesAgo": 60},
+    # user 2 of a two-user cuff, bound to no one: held unassigned
     {"systolic": 118, "diastolic": 76, "map": 90, "pulse": 70, "user": 2, "status": 0x0001, "minutesAgo": 20},
+    # the monitor did not know who measured: held unassigned, never given to the owner
+    {"systolic": 109, "diastolic": 71, "map": 84, "pulse": 62, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 15},
 ]
-RETURN_RECORD = {"systolic": 127, "diastolic": 83, "map": 98, "pulse": 77, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 1}
-WRONG_CLOCK_RECORD = {"systolic": 142, "diastolic": 91, "map": 108, "pulse": 83, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 5}
-AFTER_RESTART_RECORD = {"systolic": 116, "diastolic": 74, "map": 88, "pulse": 66, "user": UNKNOWN_USER, "status": 0, "minutesAgo": 2}
+RETURN_RECORD = {"systolic": 127, "diastolic": 83, "map": 98, "pulse": 77, "user": OWNER_SLOT, "status": 0, "minutesAgo": 1}
+WRONG_CLOCK_RECORD = {"systolic": 142, "diastolic": 91, "map": 108, "pulse": 83, "user": OWNER_SLOT, "status": 0, "minutesAgo": 5}
+AFTER_RESTART_RECORD = {"systolic": 116, "diastolic": 74, "map": 88, "pulse": 66, "user": OWNER_SLOT, "status": 0, "minutesAgo": 2}
 
 
 class Server:
@@ -184,7 +189,9 @@ def run(results: Path, request: dict, report: Report) -> None:
         state = workdir / "state"
         config = workdir / "config.json"
         config.write_text(json.dumps({
-            "stateDirectory": str(state), "owner": f"cccd:{PATIENT_VALUE}",
+            "stateDirectory": str(state),
+            "household": {"members": [{"label": "owner", "patient": f"cccd:{PATIENT_VALUE}"}],
+                          "devices": [{"bluetooth": BP_ADDRESS, "slots": {str(OWNER_SLOT): "owner"}}]},
             "server": {"baseURL": server.base, "retry": {"initialMilliseconds": 200, "maximumSeconds": 2}},
             "gateway": {"ethernetAddress": HUB_MAC},
             "devices": {"discover": False, "profiles": str(REPO / "DeviceProfiles")},
@@ -231,8 +238,8 @@ def run(results: Path, request: dict, report: Report) -> None:
         # 2. Stored records.
         def stored_records() -> None:
             flow.wait_confirmed(len(INITIAL_RECORDS), "the monitor's stored records")
-            flow.check_server("each stored record of unknown user is on the server once, values and time as the "
-                              "monitor sent; the user-2 record is not", exact=True)
+            flow.check_server("each stored record of the owner's user slot is on the server once, values and time as "
+                              "the monitor sent; the user-2 and unknown-user records are not", exact=True)
             observed = flow.bp_observations()
             report.check("the observations belong to the owner", bool(observed) and all(
                 o.get("subject", {}).get("reference") == f"Patient/{patient_id}" for o in observed),
@@ -318,14 +325,15 @@ def run(results: Path, request: dict, report: Report) -> None:
             def counts() -> dict:
                 result = vitalgate("queue", "--json", "--config", str(config))
                 return json.loads(result.stdout)["counts"] if result.returncode == 0 else {}
-            flow.check_server("every record the monitor had confirmed (user unknown) is on the server exactly once, "
+            flow.check_server("every record of the owner's slot the monitor had confirmed is on the server exactly once, "
                               "and nothing else", exact=True)
             # Counted before the queue is read: the heart-rate stream goes on meanwhile, so the queue can only have more.
             uploaded = len(flow.bp_observations()) + len(windowed_heart_rate(server.observations()))
             drained = wait_for("the queue to drain", lambda: (q := counts()) and q.get("pending", 1) == 0
                                and q.get("in-flight", 1) == 0 and q, 120, 2.0)
-            report.check("vitalgate queue --json: nothing pending or dead, the user-2 record unassigned, the rest delivered",
-                         drained.get("unassigned") == 1 and not drained.get("dead") and drained.get("delivered", 0) >= uploaded,
+            report.check("vitalgate queue --json: nothing pending or dead, the user-2 and unknown-user records "
+                         "unassigned, the rest delivered",
+                         drained.get("unassigned") == 2 and not drained.get("dead") and drained.get("delivered", 0) >= uploaded,
                          {"counts": drained, "onTheServerBefore": uploaded})
         flow.step("queue", queue)
         code = daemon.stop()
@@ -370,7 +378,7 @@ class Flow:
         return [o for o in self.server.observations() if has_code(o, LOINC_BLOOD_PRESSURE)]
 
     def confirmed(self) -> list[dict]:
-        return [d for d in self.peripherals.status("bp")["delivered"] if d["user"] == UNKNOWN_USER]
+        return [d for d in self.peripherals.status("bp")["delivered"] if d["user"] == OWNER_SLOT]
 
     def check_server(self, name: str, entries: list[dict] | None = None, exact: bool = False) -> None:
         """The given confirmed records (default: every one of unknown user) are on the server, by values and

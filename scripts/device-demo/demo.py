@@ -168,8 +168,13 @@ def main() -> int:
             what = capture if name == "bp" else "the real packets of titinho-cms50e-live.capture, looped at 60/s"
             say(f"   {name:<9} {bed.node(device):<13} {profile:<20} replaying {what}")
 
-        config = harness.write_config(workdir, server.base, batch_size=20)
+        config = harness.write_config(workdir, server.base, batch_size=20, owner=None)
         settings = json.loads(config.read_text())
+        # A household of one, with both devices bound to her: what a family writes once.
+        settings["household"] = {
+            "members": [{"label": "ba", "patient": f"cccd:{harness.PATIENT_VALUE}"}],
+            "devices": [{"profile": "omron/hem-790it", "member": "ba"}, {"profile": OXIMETER_PROFILE, "member": "ba"}],
+        }
         # The oximeter sits behind a generic CP210x bridge: the operator says it is theirs.
         settings["devices"] = {"profiles": str(ROOT / "DeviceProfiles"), "serialBridges": [OXIMETER_PROFILE]}
         config.write_text(json.dumps(settings, indent=2))
@@ -220,6 +225,13 @@ def main() -> int:
                 if observation["id"] not in seen:
                     seen[observation["id"]] = observation
                     say(f"   {time.monotonic() - started:6.1f} s  {describe(observation)}")
+        if daemon.poll() is None:
+            # What an operator sees on the hub, asked of the running daemon over its control socket.
+            status = subprocess.run([str(harness.binary("vitalgate")), "status", "--socket", str(workdir / "state" / "control.sock")],
+                                    capture_output=True, text=True, timeout=30)
+            events.append(("status", status.returncode))
+            say("== vitalgate status")
+            say(status.stdout.rstrip() or status.stderr.rstrip())
     except KeyboardInterrupt:
         pass
     finally:
