@@ -43,6 +43,12 @@ enum CredentialFiles {
             throw AuthError(kind: .configuration, message: "the \(what) \(path) is not a regular file",
                             fix: "point the setting at the file that holds the \(what)")
         }
+        // A secret any local account can read is a leaked secret: refuse it, as ssh refuses a loose private key.
+        guard info.st_mode & 0o007 == 0 else {
+            throw AuthError(kind: .configuration,
+                            message: "the \(what) \(path) is open to every user of this machine (mode \(String(info.st_mode & 0o777, radix: 8)))",
+                            fix: "chmod 0600 \(path) (owner vitalgate), or 0640 with group vitalgate; keep secrets in /etc/vitalgate/secrets")
+        }
         guard info.st_size <= sizeLimit else {
             throw AuthError(kind: .configuration, message: "the \(what) \(path) is \(info.st_size) bytes, more than a credential can be",
                             fix: "point the setting at the file that holds only the \(what)")

@@ -40,6 +40,7 @@ struct FaultDeliveryTests {
 
         let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("vitalgate-token-\(UUID().uuidString)")
         try Self.token.write(to: tokenFile, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: tokenFile.path)
         defer { try? FileManager.default.removeItem(at: tokenFile) }
 
         let (outbox, directory) = try temporaryOutbox()
@@ -95,6 +96,9 @@ struct AuthenticationEndToEndTests {
         try openssl(["pkey", "-in", rsa, "-pubout", "-out", rsa + ".pub"])
         try "s3cret-for-tests".write(toFile: directory.appendingPathComponent("secret").path, atomically: true, encoding: .utf8)
         try "static-bearer-for-tests".write(toFile: directory.appendingPathComponent("token").path, atomically: true, encoding: .utf8)
+        for name in ["secret", "token"] {   // secrets must be the service user's alone
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory.appendingPathComponent(name).path)
+        }
         var options = LocalFHIRServer.Options()
         options.auth = [.bearer, .smart]
         options.bearerTokens = ["static-bearer-for-tests"]
@@ -137,6 +141,7 @@ struct AuthenticationEndToEndTests {
         let (server, _) = try Self.server.get()
         let wrong = Self.directory.appendingPathComponent("wrong-secret").path
         try "not-the-secret".write(toFile: wrong, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: wrong)
         let (outbox, directory) = try temporaryOutbox()
         defer { try? FileManager.default.removeItem(at: directory) }
         _ = try outbox.ingest([IncomingReading(reading: bloodPressure(1, device: uniqueDevice()), subject: citizen)])

@@ -18,8 +18,10 @@ struct AuthenticatorTests {
         return try await send(http, HTTPRequest(url: server.baseURL + "/fhir/metadata", headers: headers)).get().status
     }
 
+    /// Writes a credential file readable by its owner only, as the authenticator requires.
     private func write(_ text: String, to path: String) throws {
         try text.write(toFile: path, atomically: false, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
     }
 
     // MARK: - none and bearer token file
@@ -80,6 +82,17 @@ struct AuthenticatorTests {
         let unreadable = Authenticator(method: .bearerTokenFile(path: directory), fhirBaseURL: "http://127.0.0.1:1", http: http)
         let unreadableError = try #require(try await authorize(unreadable).failure)
         #expect(unreadableError.message.contains("not a regular file"))
+
+        // A token every local account can read is refused, without quoting it; 0640 (group vitalgate) is fine.
+        try write("world-readable-token\n", to: directory + "/open")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: directory + "/open")
+        let open = Authenticator(method: .bearerTokenFile(path: directory + "/open"), fhirBaseURL: "http://127.0.0.1:1", http: http)
+        let openError = try #require(try await authorize(open).failure)
+        #expect(openError.message.contains("open to every user") && openError.description.contains("chmod 0600"))
+        #expect(!openError.description.contains("world-readable-token") && !openError.isRetryable)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: directory + "/open")
+        #expect(try await authorize(Authenticator(method: .bearerTokenFile(path: directory + "/open"), fhirBaseURL: "http://127.0.0.1:1",
+                                                  http: http)).get() == "Bearer world-readable-token")
     }
 
     // MARK: - client credentials
