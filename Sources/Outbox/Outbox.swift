@@ -33,6 +33,13 @@ public final class Outbox: Sendable {
             // flock, not SQLite's locking: it is released by the kernel when a killed daemon's process ends.
             descriptor = Glibc.open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else { throw OutboxError.cannotLock(path: path, operation: "open", errno: errno) }
+            // A process forked by anyone in this process keeps a copy of the lock's descriptor until it execs, so a
+            // lock released a moment ago can still look held: only a lock that stays held for a second is another daemon's.
+            var attempts = 0
+            while flock(descriptor, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK, attempts < 20 {
+                attempts += 1
+                usleep(50_000)
+            }
             if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
                 let code = errno
                 Glibc.close(descriptor)
