@@ -250,3 +250,15 @@ def effective_times(server: FHIRServer, patient_id: str) -> list[str]:
 
 def temporary_directory(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def validate_observations(observations: list[dict], directory: Path) -> subprocess.CompletedProcess:
+    """Runs the project's FHIR validator (R4 + vital-signs + PHD rules) on each Observation; returncode 0: all valid."""
+    files = []
+    for number, observation in enumerate(observations):
+        path = directory / f"observation-{number}.json"
+        path.write_text(json.dumps(observation))
+        files.append(str(path))
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([str(root / ".venv/bin/python"), str(root / "scripts/fhir-validator/vitalgate_fhir_validator.py"), *files],
+                          capture_output=True, text=True)

@@ -31,14 +31,6 @@ def test_twenty_sigkill_cycles_lose_and_duplicate_nothing(tmp_path):
             assert harness.PATIENT_VALUE not in text and "cccd" not in text, log
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = harness.FHIRServer(tmp_path_factory.mktemp("fhir"))
-    server.patient_id = server.create_patient()
-    yield server
-    server.stop()
-
-
 def test_a_corrupt_database_at_start_is_set_aside_and_the_daemon_works(server, tmp_path):
     state = tmp_path / "state"
     state.mkdir()

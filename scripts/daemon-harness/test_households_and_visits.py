@@ -15,7 +15,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 GRANDFATHER = "099060000001"      # 099: no real province
 GRANDMOTHER = "099163000002"
 VISITED = "099085000009"          # digit 4 = 0: a man born in the 1900s; 85: 1985
@@ -147,13 +146,7 @@ def test_households_visits_and_assignment_end_to_end(tmp_path: Path):
                                     for o in observations if o["code"]["coding"][0]["code"] != "67975"), observations
         everything = server.search_all(f"/Observation?subject=Patient/{grandfather_id}&_count=100") + observations
         assert all("performer" not in o for o in everything if o["subject"]["reference"].endswith(grandfather_id))
-        files = []
-        for number, observation in enumerate(everything):
-            path = tmp_path / f"observation-{number}.json"
-            path.write_text(json.dumps(observation))
-            files.append(str(path))
-        validated = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/fhir-validator/vitalgate_fhir_validator.py"),
-                                    *files], capture_output=True, text=True)
+        validated = harness.validate_observations(everything, tmp_path)
         assert validated.returncode == 0, validated.stdout[-4000:] + validated.stderr[-2000:]
     finally:
         if daemon:

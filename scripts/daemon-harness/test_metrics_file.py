@@ -139,14 +139,6 @@ def metrics_config(tmp_path: Path, base_url: str, textfile: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = harness.FHIRServer(tmp_path_factory.mktemp("fhir"))
-    server.patient_id = server.create_patient()
-    yield server
-    server.stop()
-
-
 def test_the_metrics_file_counts_what_was_stored_and_uploaded_and_names_no_one(server, tmp_path):
     textfile = tmp_path / "textfile" / "vitalgate.prom"
     textfile.parent.mkdir()

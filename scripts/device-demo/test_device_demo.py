@@ -76,13 +76,7 @@ def test_devices_to_the_citizens_record(tmp_path):
     assert report["queue"].get("dead", 0) == 0 and report["queue"].get("pending", 0) == 0, report["queue"]
 
     # What the server holds is valid FHIR R4 and follows the vital-signs profiles.
-    files = []
-    for number, observation in enumerate(observations):
-        path = tmp_path / f"observation-{number}.json"
-        path.write_text(json.dumps(observation))
-        files.append(str(path))
-    validated = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/fhir-validator/vitalgate_fhir_validator.py"),
-                                *files], capture_output=True, text=True)
+    validated = harness.validate_observations(observations, tmp_path)
     assert validated.returncode == 0, validated.stdout[-4000:] + validated.stderr[-2000:]
 
     # No citizen identifier in the daemon's journal.
