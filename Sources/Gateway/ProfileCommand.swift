@@ -10,13 +10,13 @@ struct ProfileCommand {
         Usage: vitalgate profile SUBCOMMAND [options]
 
         Subcommands:
-          lint [FILE...]                   check profile files: schema, ranges, cross-references, captures
+          lint [FILE...] [--json]          check profile files: schema, ranges, cross-references, captures
                                            (default: every shipped profile)
-          test [FILE|ID...]                replay every capture beside each profile and compare the readings
+          test [FILE|ID...] [--json]       replay every capture beside each profile and compare the readings
                                            with its .expected.json (default: every shipped profile)
           decode --profile ID|PATH ...     bytes in, readings or FHIR out (see `vitalgate decode --help`)
           simulate PROFILE --capture FILE  play the device side of a capture on a pseudo-terminal
-          list                             the shipped profiles
+          list [--json]                    the shipped profiles
           udev-rules [--check FILE]        print the udev rules the USB profiles imply, or check a file
 
         Options:
@@ -49,31 +49,48 @@ struct ProfileCommand {
     }
 
     static func lint(_ arguments: [String]) throws -> CommandResult {
-        let parsed = try Arguments(arguments, flags: [], options: ["profiles"], command: "profile lint")
+        let parsed = try Arguments(arguments, flags: ["json"], options: ["profiles"], command: "profile lint")
         var files = parsed.operands
         var out = "", errors = 0
+        var overlaps: [String] = []
+        var results: [JSONValue] = []
         if files.isEmpty {
             // Every shipped profile, plus the checks that need them all (overlapping USB claims).
             let root = try ProfileResolver.directory(parsed.value("profiles"))
             files = ProfileCatalog.profileFiles(in: root)
-            out += ProfileLint.overlaps(in: ProfileCatalog.load(directory: root)).map { "\($0)\n" }.joined()
+            overlaps = ProfileLint.overlaps(in: ProfileCatalog.load(directory: root)).map { "\($0)" }
+            out += overlaps.map { "\($0)\n" }.joined()
         }
         for file in files {
             let findings = ProfileLint.lint(file: file)
             errors += findings.filter { $0.severity == .error }.count
             out += findings.isEmpty ? "\(file): ok\n" : findings.map { "\($0)\n" }.joined()
+            results.append(["file": .string(file), "ok": .bool(!findings.contains { $0.severity == .error }),
+                            "findings": .array(findings.map { ["severity": .string("\($0.severity)"), "text": .string("\($0)")] })])
+        }
+        if parsed.has("json") {
+            out = JSONValue.object([("files", .array(results)), ("overlaps", .array(overlaps.map(JSONValue.string))),
+                                    ("errors", .int(errors))]).prettyPrinted() + "\n"
         }
         return CommandResult(stdout: out, exitCode: errors == 0 ? 0 : 1)
     }
 
     static func test(_ arguments: [String]) throws -> CommandResult {
-        let parsed = try Arguments(arguments, flags: [], options: ["profiles"], command: "profile test")
+        let parsed = try Arguments(arguments, flags: ["json"], options: ["profiles"], command: "profile test")
         var profiles: [DeviceProfile] = []
         var out = "", failures = 0
+        var results: [JSONValue] = []
+        func result(_ profile: String, _ capture: String?, passed: Bool, readings: Int? = nil, problems: Int? = nil,
+                    differences: [String] = [], error: String? = nil) {
+            results.append(["profile": .string(profile), "capture": capture.map(JSONValue.string) ?? .null, "passed": .bool(passed),
+                            "readings": readings.map { .int($0) } ?? .null, "problems": problems.map { .int($0) } ?? .null,
+                            "differences": .array(differences.map(JSONValue.string)), "error": error.map(JSONValue.string) ?? .null])
+        }
         if parsed.operands.isEmpty {
             let catalog = ProfileCatalog.load(directory: try ProfileResolver.directory(parsed.value("profiles")))
             for error in catalog.errors {
                 out += "FAIL \(error.file): \(error)\n"
+                result(error.file, nil, passed: false, error: "\(error)")
                 failures += 1
             }
             profiles = catalog.profiles
@@ -83,6 +100,7 @@ struct ProfileCommand {
                     profiles.append(try ProfileResolver.resolve(operand, directory: parsed.value("profiles")))
                 } catch {
                     out += "FAIL \(operand): \(error)\n"
+                    result(operand, nil, passed: false, error: "\(error)")
                     failures += 1
                 }
             }
@@ -92,14 +110,18 @@ struct ProfileCommand {
             let captures = ProfileCatalog.captures(for: profile)
             if captures.isEmpty {
                 out += "FAIL \(profile.id): no captures in \(ProfileCatalog.captureDirectory(for: profile))/\n"
+                result(profile.id, nil, passed: false, error: "no captures")
                 failures += 1
             }
             for capture in captures {
-                let name = "\(profile.id) \(URL(fileURLWithPath: capture).lastPathComponent)"
+                let file = URL(fileURLWithPath: capture).lastPathComponent
+                let name = "\(profile.id) \(file)"
                 do {
                     let replay = Replay.run(try Capture.load(file: capture), profile: profile)
                     let expected = try ExpectedReadings.load(file: ProfileCatalog.expectedFile(for: capture))
                     let differences = replay.scriptDifferences + expected.differences(from: replay)
+                    result(profile.id, file, passed: differences.isEmpty, readings: replay.readings.count, problems: replay.problems.count,
+                           differences: differences.map { "\($0)" })
                     if differences.isEmpty {
                         passed += 1
                         out += "PASS \(name): \(replay.readings.count) reading\(replay.readings.count == 1 ? "" : "s")"
@@ -111,10 +133,14 @@ struct ProfileCommand {
                 } catch {
                     failures += 1
                     out += "FAIL \(name): \(error)\n"
+                    result(profile.id, file, passed: false, error: "\(error)")
                 }
             }
         }
         out += "\(passed) capture\(passed == 1 ? "" : "s") passed, \(failures) failed, \(profiles.count) profile\(profiles.count == 1 ? "" : "s")\n"
+        if parsed.has("json") {
+            out = JSONValue.object([("results", .array(results)), ("passed", .int(passed)), ("failed", .int(failures))]).prettyPrinted() + "\n"
+        }
         return CommandResult(stdout: out, exitCode: failures == 0 ? 0 : 1)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VitalModel
 import VitalGateTestKit
 @testable import Gateway
 
@@ -62,6 +63,15 @@ struct ProfileCommandTests {
         let result = run(["profile", "test", "--profiles", tree.path])
         #expect(result.exitCode == 1)
         #expect(result.stdout.contains("readings[0].values[1].value: expected 87, got 86"), "\(result.stdout)")
+
+        // The same as JSON, for a vendor's CI.
+        let json = run(["profile", "test", "--json", "--profiles", tree.path])
+        #expect(json.exitCode == 1)
+        let report = try JSONValue.parse(json.stdout)
+        #expect(report["failed"] == .int(1) && report["passed"] == .int(0))
+        guard case .array(let results)? = report["results"], let first = results.first else { Issue.record(Comment(rawValue: json.stdout)); return }
+        #expect(first["profile"] == .string("bluetooth-sig/blood-pressure") && first["passed"] == .bool(false))
+        #expect(first["differences"] == .array([.string("readings[0].values[1].value: expected 87, got 86")]), "\(json.stdout)")
     }
 
     @Test("lint names file, line, column and field of a broken profile; the other profiles still load")
@@ -86,6 +96,14 @@ struct ProfileCommandTests {
         let lint = run(["profile", "lint", broken.path])
         #expect(lint.exitCode == 1)
         #expect(lint.stdout.contains("heart-rate.json:9:93: transport.ble.characteristics[0].mode: \"notfy\" is not one of"), "\(lint.stdout)")
+        let lintJSON = run(["profile", "lint", "--json", broken.path])
+        #expect(lintJSON.exitCode == 1)
+        let linted = try JSONValue.parse(lintJSON.stdout)
+        #expect(linted["errors"] == .int(1))
+        guard case .array(let files)? = linted["files"], case .array(let findings)? = files.first?["findings"] else { Issue.record(Comment(rawValue: lintJSON.stdout)); return }
+        #expect(files.first?["ok"] == .bool(false) && findings.count == 1)
+        guard case .string(let text)? = findings.first?["text"] else { Issue.record(Comment(rawValue: lintJSON.stdout)); return }
+        #expect(text.contains("heart-rate.json:9:93: transport.ble.characteristics[0].mode"))
         let list = run(["profile", "list", "--profiles", tree.path])
         #expect(list.exitCode == 1)
         #expect(list.stdout.contains("bluetooth-sig/blood-pressure"))
