@@ -21,10 +21,11 @@ public struct OpenVisit: Sendable, Hashable {
 /// 1. A device the household binds is the household's, visit or not: a slot-bound device gives the member of
 ///    the reading's user slot; a single-user binding gives its member, but only for readings without a user
 ///    slot (a cuff that reports slots needs its slots bound). Slot 255 is the Bluetooth SIG's "unknown user".
-/// 2. Any other device is a kit device while a visit is open: its reading goes to the visited citizen only when
-///    the hub can show it was measured after the visit started (a live reading, or a device time checked
-///    against the hub's clock). A record from the device's memory that predates the visit, or whose time
-///    cannot be checked, is held.
+/// 2. Any other device is a kit device while a visit is open (an entry binding a whole model does not count then):
+///    its reading goes to the visited citizen only when the hub can show it was measured after the visit started:
+///    a streamed reading (heart rate, SpO2) without a time of its own, or a device time checked against the hub's
+///    clock in the same session. A spot measurement without a time, a record that predates the visit, or one
+///    whose time cannot be checked, is held.
 /// 3. With no visit open, a household of one member takes readings without a user slot from unbound devices.
 /// 4. Anything else is held.
 public struct AssignmentRules: Sendable {
@@ -40,9 +41,17 @@ public struct AssignmentRules: Sendable {
         self.household = household
     }
 
-    /// The citizen for `reading` (nil: hold it) and the attribution to store with it.
-    public func attribute(_ reading: Reading, visit: OpenVisit?) -> (subject: PatientIdentifier?, attribution: Attribution) {
-        let bindings = household.bindings(for: reading)
+    /// The citizen for `reading` (nil: hold it) and the attribution to store with it. `now` is the hub's clock: a
+    /// reading that claims to have been received later than that is held (its sender's clock cannot be trusted).
+    public func attribute(_ reading: Reading, visit: OpenVisit?, now: Date = Date()) -> (subject: PatientIdentifier?, attribution: Attribution) {
+        if reading.receivedAt.instant.timeIntervalSince(now) > Self.futureTolerance {
+            return (nil, .unassigned("its receive time is later than the hub's clock, so when it was measured cannot be "
+                + "trusted. Fix: check the clock of whatever handed it in, then assign this reading"))
+        }
+        var bindings = household.bindings(for: reading)
+        // During a visit only an entry naming the device itself keeps it the household's: a whole model bound to a
+        // member must not take the readings of the health worker's kit cuff of the same model.
+        if visit != nil { bindings = bindings.filter(\.selector.namesDevice) }
         if bindings.count > 1 {
             return (nil, .unassigned("\(bindings.count) household device entries match this device equally. Fix: make them "
                 + "name the device (bluetooth, systemID or serialNumber), then assign the reading"))
@@ -87,9 +96,9 @@ public struct AssignmentRules: Sendable {
 
     private func attributeDuringVisit(_ reading: Reading, _ visit: OpenVisit) -> (PatientIdentifier?, Attribution) {
         guard let measured = Self.measuredAt(reading) else {
-            return (nil, .unassigned("it came during visit \(visit.id) from the device's memory with a time the hub cannot check "
-                + "against its own clock, so it may be from before the visit. Fix: check its time with `vitalgate readings "
-                + "--unassigned` and assign it"))
+            return (nil, .unassigned("it came during visit \(visit.id) without a time the hub can check against its own clock "
+                + "(no device time, or no clock check), so it may be a record from before the visit. Fix: check it with "
+                + "`vitalgate readings --unassigned` and assign it"))
         }
         if measured < visit.startedAt {
             return (nil, .unassigned("it was measured before visit \(visit.id) started (a record in the device's memory); "
@@ -107,19 +116,23 @@ public struct AssignmentRules: Sendable {
             : "the device reports user slot \(slot)"
     }
 
-    /// When the reading was measured on the hub's timeline, or nil when the hub cannot tell: a record from
-    /// memory without a device time, or with a device time the hub has no clock check for.
+    /// Kinds a sensor streams as it measures (a strap's heart rate, an oximeter's SpO2): without a time of their
+    /// own, such readings were measured when received. Spot measurements (a cuff, a scale, a thermometer, a
+    /// glucometer) without a time may be records from memory.
+    static let streamedKinds: Set<MeasurementKind> = [.heartRate, .pulseOximetry]
+
+    /// When the reading was measured on the hub's timeline, or nil when the hub cannot tell: a spot measurement or a
+    /// record from memory without a device time, or a device time the session could not check against the hub's
+    /// clock. A device's claim that its clock is set is not enough: clocks drift, and minutes decide a visit.
     public static func measuredAt(_ reading: Reading) -> Date? {
         if let window = reading.window { return window.start.instant }
         guard let stamp = reading.deviceTime else {
-            return reading.status.contains(.fromStorage) ? nil : reading.receivedAt.instant
-        }
-        if let quarters = stamp.utcOffsetQuarterHours, stamp.clock == .set {
-            return Date(timeIntervalSince1970: Double(stamp.time.millisecondsSince1970 - Int64(quarters) * 900_000) / 1000)
+            return streamedKinds.contains(reading.kind) && !reading.status.contains(.fromStorage) ? reading.receivedAt.instant : nil
         }
         guard stamp.clock != .notSet, let check = reading.clockCheck, let lag = check.deviceLagMilliseconds else { return nil }
-        // The device's wall clock moved onto the hub's local wall clock, then to an instant with the hub's offset.
-        let local = stamp.time.millisecondsSince1970 + lag
-        return Date(timeIntervalSince1970: Double(local - Int64(check.hubTime.utcOffsetSeconds) * 1000) / 1000)
+        // A stamp with an offset is UTC (IEEE 11073-10206): its wall time is UTC plus the offset. The device's wall
+        // clock, moved onto the hub's local wall clock by the measured lag, is an instant at the hub's offset.
+        let wall = stamp.time.millisecondsSince1970 + Int64(stamp.utcOffsetQuarterHours ?? 0) * 900_000
+        return Date(timeIntervalSince1970: Double(wall + lag - Int64(check.hubTime.utcOffsetSeconds) * 1000) / 1000)
     }
 }

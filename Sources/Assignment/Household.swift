@@ -48,6 +48,9 @@ public struct Household: Sendable, Hashable {
             return true
         }
 
+        /// True when the entry names one device (its address, System ID or serial number), not only its model.
+        public var namesDevice: Bool { bluetoothAddress != nil || systemID != nil || serialNumber != nil }
+
         /// An entry naming the device itself beats one naming its model.
         var specificity: Int {
             (bluetoothAddress != nil || systemID != nil || serialNumber != nil ? 2 : 0) + (profile != nil ? 1 : 0)

@@ -26,7 +26,8 @@ import VitalModel
     static let hubOffset = 7 * 3600
     static let now = Date(timeIntervalSince1970: 1_795_000_000)   // 2026-11-17, a fixed instant
 
-    static func reading(bluetooth: EUI48? = nil, serial: String? = nil, profile: String = "test/bp", slot: Int? = nil,
+    static func reading(_ kind: MeasurementKind = .bloodPressure, bluetooth: EUI48? = nil, serial: String? = nil,
+                        profile: String = "test/bp", slot: Int? = nil,
                         deviceTime: LocalDateTime? = nil, clockLagSeconds: Int64? = nil, fromStorage: Bool = false,
                         receivedSecondsAfterNow: TimeInterval = 0, window: (TimeInterval, TimeInterval)? = nil) -> Reading {
         let received = HubTimestamp(instant: now.addingTimeInterval(receivedSecondsAfterNow), utcOffsetSeconds: hubOffset)
@@ -43,7 +44,7 @@ import VitalModel
                 end: HubTimestamp(instant: now.addingTimeInterval(end), utcOffsetSeconds: hubOffset),
                 sampleCount: 10, minimum: value, maximum: value)
         }
-        return Reading(kind: .bloodPressure, values: [], deviceTime: deviceTime.map { DeviceTimestamp(time: $0) },
+        return Reading(kind: kind, values: [], deviceTime: deviceTime.map { DeviceTimestamp(time: $0) },
                        receivedAt: received,
                        device: DeviceIdentity(bluetoothAddress: bluetooth, usb: serial.map { USBIdentity(vendorID: 0x0590, productID: 0x0090, serial: $0) }),
                        userSlot: slot, status: fromStorage ? [.fromStorage] : [], clockCheck: check,
@@ -93,19 +94,19 @@ import VitalModel
     @Test(arguments: 0..<householdCases.count)
     func household(_ index: Int) {
         let (name, reading, expected) = Self.householdCases[index]
-        let result = AssignmentRules(household: Self.family).attribute(reading, visit: nil)
+        let result = AssignmentRules(household: Self.family).attribute(reading, visit: nil, now: Self.now)
         Self.check(result, expected, name)
     }
 
     @Test func oneMemberHouseholdTakesUnboundSingleUserDevicesButNotSlots() {
         let rules = AssignmentRules(household: .single(Self.grandfather))
-        Self.check(rules.attribute(Self.reading(bluetooth: Self.cuffAddress), visit: nil), .patient(Self.grandfather, .owner))
-        Self.check(rules.attribute(Self.reading(bluetooth: Self.cuffAddress, slot: 2), visit: nil), .held(containing: "user slot 2"))
-        Self.check(rules.attribute(Self.reading(bluetooth: Self.cuffAddress, slot: 255), visit: nil), .held(containing: "unknown user"))
+        Self.check(rules.attribute(Self.reading(bluetooth: Self.cuffAddress), visit: nil, now: Self.now), .patient(Self.grandfather, .owner))
+        Self.check(rules.attribute(Self.reading(bluetooth: Self.cuffAddress, slot: 2), visit: nil, now: Self.now), .held(containing: "user slot 2"))
+        Self.check(rules.attribute(Self.reading(bluetooth: Self.cuffAddress, slot: 255), visit: nil, now: Self.now), .held(containing: "unknown user"))
     }
 
     @Test func noHouseholdAndNoVisitHoldsEverything() {
-        Self.check(AssignmentRules(household: Household()).attribute(Self.reading(), visit: nil), .held(containing: "no household member"))
+        Self.check(AssignmentRules(household: Household()).attribute(Self.reading(), visit: nil, now: Self.now), .held(containing: "no household member"))
     }
 
     @Test func theDeviceItselfBeatsItsModelAndEqualClaimsAreHeld() {
@@ -114,12 +115,12 @@ import VitalModel
             devices: [.init(selector: .init(profile: "test/bp"), member: "ong"),
                       .init(selector: .init(profile: "test/bp", bluetoothAddress: Self.cuffAddress), member: "ba")])
         let rules = AssignmentRules(household: household)
-        Self.check(rules.attribute(Self.reading(bluetooth: Self.cuffAddress), visit: nil), .patient(Self.grandmother, .householdDevice))
-        Self.check(rules.attribute(Self.reading(bluetooth: Self.kitOximeter), visit: nil), .patient(Self.grandfather, .householdDevice))
+        Self.check(rules.attribute(Self.reading(bluetooth: Self.cuffAddress), visit: nil, now: Self.now), .patient(Self.grandmother, .householdDevice))
+        Self.check(rules.attribute(Self.reading(bluetooth: Self.kitOximeter), visit: nil, now: Self.now), .patient(Self.grandfather, .householdDevice))
         var twice = household
         twice.devices.append(.init(selector: .init(serialNumber: "X"), member: "ong"))
         twice.devices.append(.init(selector: .init(serialNumber: "X"), member: "ba"))
-        Self.check(AssignmentRules(household: twice).attribute(Self.reading(serial: "X"), visit: nil),
+        Self.check(AssignmentRules(household: twice).attribute(Self.reading(serial: "X"), visit: nil, now: Self.now),
                    .held(containing: "2 household device entries"))
     }
 
@@ -129,9 +130,11 @@ import VitalModel
     static let visit = OpenVisit(id: 7, patient: visited, startedAt: now.addingTimeInterval(-600))
 
     static let visitCases: [(String, Reading, Expected)] = [
-        ("a live reading without device time (oximeter stream)", reading(bluetooth: kitOximeter), .patient(visited, .visit)),
-        ("a live reading flagged from storage, no device time", reading(bluetooth: kitOximeter, fromStorage: true),
-         .held(containing: "cannot check")),
+        ("a streamed SpO2 reading without device time (oximeter)", reading(.pulseOximetry, bluetooth: kitOximeter), .patient(visited, .visit)),
+        ("a streamed SpO2 reading flagged from storage", reading(.pulseOximetry, bluetooth: kitOximeter, fromStorage: true),
+         .held(containing: "can check against its own clock")),
+        // A cuff without a clock may send a record of the citizen before; nothing shows it was measured now.
+        ("a blood pressure without device time", reading(bluetooth: kitOximeter), .held(containing: "no device time")),
         ("a stored record 5 min into the visit, clock checked and right", reading(bluetooth: kitOximeter, deviceTime: local(-300), clockLagSeconds: 0),
          .patient(visited, .visit)),
         ("a stored record from an hour before the visit, clock checked", reading(bluetooth: kitOximeter, deviceTime: local(-3600), clockLagSeconds: 0),
@@ -147,47 +150,66 @@ import VitalModel
         ("fast device clock, corrected to before the visit", reading(bluetooth: kitOximeter, deviceTime: local(3600), clockLagSeconds: -7200),
          .held(containing: "before visit 7 started")),
         ("a stored record whose clock the hub could not check", reading(bluetooth: kitOximeter, deviceTime: local(-300)),
-         .held(containing: "cannot check")),
+         .held(containing: "can check against its own clock")),
         ("a corrected time an hour after receipt", reading(bluetooth: kitOximeter, deviceTime: local(3600), clockLagSeconds: 0),
          .held(containing: "device clock is wrong")),
-        ("a heart-rate window that began in the visit", reading(bluetooth: kitOximeter, window: (-60, 0)), .patient(visited, .visit)),
-        ("a heart-rate window that began before the visit", reading(bluetooth: kitOximeter, window: (-660, -540)),
+        ("a heart-rate window that began in the visit", reading(.heartRate, bluetooth: kitOximeter, window: (-60, 0)), .patient(visited, .visit)),
+        ("a heart-rate window that began before the visit", reading(.heartRate, bluetooth: kitOximeter, window: (-660, -540)),
          .held(containing: "before visit 7 started")),
-        ("a kit cuff's user slot 2 during a visit", reading(bluetooth: kitOximeter, slot: 2), .patient(visited, .visit)),
+        ("a kit cuff's user slot 2 during a visit", reading(bluetooth: kitOximeter, slot: 2, deviceTime: local(-60), clockLagSeconds: 0),
+         .patient(visited, .visit)),
         ("the household's own cuff during a visit stays the household's", reading(bluetooth: cuffAddress, slot: 1),
          .patient(grandfather, .householdSlot)),
         ("the household's cuff, unknown user, during a visit", reading(bluetooth: cuffAddress, slot: 255), .held(containing: "unknown user")),
+        ("a reading received in the future (the sender's clock is ahead)",
+         reading(.pulseOximetry, bluetooth: kitOximeter, receivedSecondsAfterNow: 3600), .held(containing: "later than the hub's clock")),
     ]
 
     @Test(arguments: 0..<visitCases.count)
     func visitWindow(_ index: Int) {
         let (name, reading, expected) = Self.visitCases[index]
-        let result = AssignmentRules(household: Self.family).attribute(reading, visit: Self.visit)
+        let result = AssignmentRules(household: Self.family).attribute(reading, visit: Self.visit, now: Self.now)
         Self.check(result, expected, name)
         if case .patient(_, .visit) = expected { #expect(result.attribution.visitID == 7, "\(name)") }
     }
 
     @Test func aKitWithoutHouseholdGivesNothingOnceTheVisitEnded() {
         let rules = AssignmentRules(household: Household())
-        let reading = Self.reading(bluetooth: Self.kitOximeter)
-        Self.check(rules.attribute(reading, visit: Self.visit), .patient(Self.visited, .visit))
-        Self.check(rules.attribute(reading, visit: nil), .held(containing: "no visit is open"))
+        let reading = Self.reading(.pulseOximetry, bluetooth: Self.kitOximeter)
+        Self.check(rules.attribute(reading, visit: Self.visit, now: Self.now), .patient(Self.visited, .visit))
+        Self.check(rules.attribute(reading, visit: nil, now: Self.now), .held(containing: "no visit is open"))
     }
 
-    @Test func aSetClockWithUTCOffsetNeedsNoClockCheck() {
-        // An IEEE 11073-10206 style stamp: UTC time with +07:00 (28 quarter hours), clock set.
-        let utc = LocalDateTime(Self.now.addingTimeInterval(-300), utcOffsetSeconds: 0)
+    @Test func aSetClockWithUTCOffsetIsStillCheckedAgainstTheHub() {
+        // An IEEE 11073-10206 stamp: UTC, offset +07:00 (28 quarter hours), clock set, but 10 minutes fast. The
+        // record was taken 5 minutes before the visit started; its stamp says 5 minutes into it.
+        let taken = Self.visit.startedAt.addingTimeInterval(-300)
         var reading = Self.reading(bluetooth: Self.kitOximeter)
-        reading.deviceTime = DeviceTimestamp(time: utc.adding(milliseconds: 28 * 900_000)!, utcOffsetQuarterHours: 28, clock: .set)
-        Self.check(AssignmentRules(household: Household()).attribute(reading, visit: Self.visit), .patient(Self.visited, .visit))
-        reading.deviceTime?.clock = .notSet
-        Self.check(AssignmentRules(household: Household()).attribute(reading, visit: Self.visit), .held(containing: "cannot check"))
+        reading.deviceTime = DeviceTimestamp(time: LocalDateTime(taken.addingTimeInterval(600), utcOffsetSeconds: 0),
+                                             utcOffsetQuarterHours: 28, clock: .set)
+        let rules = AssignmentRules(household: Household())
+        Self.check(rules.attribute(reading, visit: Self.visit, now: Self.now), .held(containing: "can check against its own clock"))
+        // The session read the device clock: 10 minutes ahead of the hub's local time.
+        reading.clockCheck = DeviceClockCheck(hubTime: reading.receivedAt, deviceTime: reading.receivedAt.localTime.adding(milliseconds: 600_000))
+        Self.check(rules.attribute(reading, visit: Self.visit, now: Self.now), .held(containing: "before visit 7 started"))
+        // A stamp the same clock gave 5 minutes into the visit is the visited citizen's.
+        reading.deviceTime?.time = LocalDateTime(Self.visit.startedAt.addingTimeInterval(900), utcOffsetSeconds: 0)
+        Self.check(rules.attribute(reading, visit: Self.visit, now: Self.now), .patient(Self.visited, .visit))
+    }
+
+    @Test func aWholeModelBoundToAMemberDoesNotTakeTheKitsReadingsDuringAVisit() {
+        let household = Household(members: [.init(label: "ong", patient: Self.grandfather)],
+                                  devices: [.init(selector: .init(profile: "test/bp"), member: "ong")])
+        let reading = Self.reading(bluetooth: Self.kitOximeter, deviceTime: Self.local(-60), clockLagSeconds: 0)
+        let rules = AssignmentRules(household: household)
+        Self.check(rules.attribute(reading, visit: nil, now: Self.now), .patient(Self.grandfather, .householdDevice))
+        Self.check(rules.attribute(reading, visit: Self.visit, now: Self.now), .patient(Self.visited, .visit))
     }
 
     @Test func reasonsNeverNameACitizen() {
         var reasons: [String] = []
-        for (_, reading, _) in Self.householdCases { reasons.append(AssignmentRules(household: Self.family).attribute(reading, visit: nil).attribution.reason ?? "") }
-        for (_, reading, _) in Self.visitCases { reasons.append(AssignmentRules(household: Self.family).attribute(reading, visit: Self.visit).attribution.reason ?? "") }
+        for (_, reading, _) in Self.householdCases { reasons.append(AssignmentRules(household: Self.family).attribute(reading, visit: nil, now: Self.now).attribution.reason ?? "") }
+        for (_, reading, _) in Self.visitCases { reasons.append(AssignmentRules(household: Self.family).attribute(reading, visit: Self.visit, now: Self.now).attribution.reason ?? "") }
         #expect(reasons.contains { !$0.isEmpty })
         for reason in reasons {
             for patient in [Self.grandfather, Self.grandmother, Self.child, Self.visited] { #expect(!reason.contains(patient.value)) }

@@ -9,7 +9,6 @@ import datetime
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,8 +89,10 @@ def test_households_visits_and_assignment_end_to_end(tmp_path: Path):
         started = cli("visit", "start", "--qr", "-", "--socket", control, stdin=QR + "\r\n")
         assert started.returncode == 0, started.stderr
         assert VISITED in started.stdout and QR_NAME not in started.stdout
-        time.sleep(1.1)  # the kit's records below are measured after the visit started, on whole seconds
-        during = datetime.datetime.now(datetime.timezone.utc)
+        shown = json.loads(cli("visit", "--json", "--socket", control).stdout)
+        started_at = datetime.datetime.fromisoformat(shown["open"]["startedAt"].replace("Z", "+00:00"))
+        # The kit's record below is stamped on a whole second after the visit started (device clocks count seconds).
+        during = started_at.replace(microsecond=0) + datetime.timedelta(seconds=1)
         answer = ingest.send([
             # From the kit cuff's memory, an hour before the visit (clock checked): never the visited citizen's.
             reading(template, KIT_SERIAL, VALUES["kit-before"], None, during, during - datetime.timedelta(hours=1), 0),
