@@ -35,6 +35,7 @@ public enum CommandLineTool {
           queue      show the upload queue and the dead letters
           dead-letters  retry or discard a reading the server refused
           ingest     hand decoded readings to the running daemon
+          config     check the daemon's configuration file and the secret files it names; find its schema
           version    print versions of VitalGate and the libraries it uses
 
         `vitalgate COMMAND --help` describes a command.
@@ -57,6 +58,7 @@ public enum CommandLineTool {
         case "queue": return QueueCommand.run(rest)
         case "dead-letters": return DeadLettersCommand.run(rest, input: input)
         case "ingest": return IngestCommand.run(rest, input: input)
+        case "config": return ConfigCommand.run(rest)
         case "version", "--version": return VersionCommand.run()
         case "help", "--help", "-h": return CommandResult(stdout: usage + "\n")
         default: return CommandResult(stderr: "vitalgate: unknown command '\(command)'\n\n" + usage + "\n", exitCode: 2)
