@@ -46,10 +46,24 @@ enum DedupeKey {
     /// values, user slot, sequence number and window. Receive time, subject and everything else may differ (a
     /// device re-sends its stored records in a later session).
     static func isSameReading(stored: JSONValue, as json: JSONValue) -> Bool {
-        ["values", "userSlot", "sequenceNumber", "window"].allSatisfy { member in
+        essenceMembers.allSatisfy { member in
             // `null` and absent are the same: the writer omits some members when they are nil.
-            (stored[member] ?? .null) == (json[member] ?? .null)
+            var mine = stored[member] ?? .null, theirs = json[member] ?? .null
+            // Versions before schema 2 stored the devices' "unknown user" (0xFF) as no slot.
+            if member == "userSlot" {
+                if mine == .null { mine = .int(Reading.unknownUserSlot) }
+                if theirs == .null { theirs = .int(Reading.unknownUserSlot) }
+            }
+            return mine == theirs
         }
+    }
+
+    /// The members of a reading's JSON that tell two readings with one key apart.
+    static let essenceMembers = ["values", "userSlot", "sequenceNumber", "window"]
+
+    /// Those members alone, as kept for a pruned reading.
+    static func essence(of json: JSONValue) -> JSONValue {
+        .object(essenceMembers.compactMap { member in json[member].map { (member, $0) } })
     }
 
     /// True when `key` was made by ``collision(base:reading:)``: the row's upload is identified by its

@@ -143,6 +143,13 @@ extension OutboxStore {
                 """
             try run("DELETE FROM dead_letters WHERE reading_id IN (SELECT id FROM readings WHERE \(condition))", [.integer(cutoff)])
             try run("DELETE FROM attributions WHERE id IN (SELECT id FROM readings WHERE \(condition))", [.integer(cutoff)])
+            for row in try query("SELECT id, dedupe_key, payload FROM readings WHERE \(condition)", [.integer(cutoff)]) {
+                guard let id = row[0].integer, let key = row[1].text else { continue }
+                let essence = (row[2].text.flatMap { try? JSONValue.parse($0) }).map(DedupeKey.essence(of:)) ?? .object([])
+                try run("INSERT OR REPLACE INTO pruned(id, dedupe_key, essence, checksum) VALUES (?1, ?2, ?3, 0)",
+                        [.integer(id), .text(key), .text(essence.serialized())])
+                try reseal(Schema.pruned, id: id)
+            }
             let deleted = try run("DELETE FROM readings WHERE \(condition)", [.integer(cutoff)])
             if deleted > 0 {
                 try audit("pruned", reading: nil, detail: "\(deleted) delivered or discarded readings deleted")

@@ -20,10 +20,16 @@ extension OutboxStore {
         let json = item.reading.json
         let base = DedupeKey.base(for: item.reading)
         // The base key and every collision key made from it ('#' sorts just before '$').
-        let candidates = try query("""
+        let rows = try query("""
             SELECT id, dedupe_key, payload FROM readings
             WHERE dedupe_key = ?1 OR (dedupe_key >= ?2 AND dedupe_key < ?3) ORDER BY id
             """, [.text(base), .text(base + "#"), .text(base + "$")])
+        // Pruned readings keep their key and essence: a copy of one is as much a duplicate as a copy of a row.
+        let pruned = try query("""
+            SELECT id, dedupe_key, essence FROM pruned
+            WHERE dedupe_key = ?1 OR (dedupe_key >= ?2 AND dedupe_key < ?3) ORDER BY id
+            """, [.text(base), .text(base + "#"), .text(base + "$")])
+        let candidates = rows + pruned
         for candidate in candidates {
             // Same key, values, user slot and sequence number: the device re-sent a record the outbox holds.
             if let payload = candidate[2].text, let stored = try? JSONValue.parse(payload),

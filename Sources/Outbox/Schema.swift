@@ -35,8 +35,12 @@ enum Schema {
     /// How each reading was attributed (its `id` is the reading's): the rule, why it is held, the visit.
     static let attributions = Table(name: "attributions", columns: ["id", "rule", "reason", "visit_id"], hasChecksum: true)
 
-    static let checksummedTables = [readings, deadLetters, audit, visits, attributions]
-    static let allTables = [readings, deadLetters, audit, quarantine, visits, attributions]
+    /// What is left of a pruned reading: enough to know a device's re-sent copy of it (its key and the members
+    /// ``DedupeKey/isSameReading(stored:as:)`` compares), so the copy is not stored, attributed and sent again.
+    static let pruned = Table(name: "pruned", columns: ["id", "dedupe_key", "essence"], hasChecksum: true)
+
+    static let checksummedTables = [readings, deadLetters, audit, visits, attributions, pruned]
+    static let allTables = [readings, deadLetters, audit, quarantine, visits, attributions, pruned]
 
     /// `migrations[n]` takes a file from version n to n + 1.
     static let migrations: [String] = [
@@ -112,6 +116,15 @@ enum Schema {
             visit_id INTEGER,
             checksum INTEGER NOT NULL
         );
+        -- Pruned readings' keys: a monitor re-sending months of memory must not bring them back under whoever
+        -- the household says its slot is today.
+        CREATE TABLE pruned(
+            id INTEGER PRIMARY KEY,                 -- the pruned reading's id
+            dedupe_key TEXT NOT NULL,
+            essence TEXT NOT NULL,                  -- JSON: values, userSlot, sequenceNumber, window
+            checksum INTEGER NOT NULL
+        );
+        CREATE INDEX pruned_by_key ON pruned(dedupe_key);
         """,
     ]
 }

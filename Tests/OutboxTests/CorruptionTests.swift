@@ -200,7 +200,7 @@ struct CorruptionTests {
         let replaced = try #require(outbox.recovery.replacedFile)
         #expect(replaced.reason.hasPrefix("not a SQLite database"))
         #expect(replaced.salvagedRows.isEmpty && replaced.lostRows == 0)
-        #expect(replaced.unreadableTables == ["readings", "dead_letters", "audit", "quarantine", "visits", "attributions"])
+        #expect(replaced.unreadableTables == ["readings", "dead_letters", "audit", "quarantine", "visits", "attributions", "pruned"])
         #expect(try Self.fileBytes(replaced.movedTo) == text)
         #expect(outbox.recovery.description.contains("could not be read at all"))
         #expect(try outbox.ingest([incoming(bloodPressure())]) == [.stored(OutboxReadingID(1))])

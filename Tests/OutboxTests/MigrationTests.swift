@@ -30,7 +30,7 @@ struct MigrationTests {
         #expect(outbox.recovery.description.contains("migrated from schema version 0 to \(Schema.currentVersion)"))
         #expect(try outbox.ingest([incoming(bloodPressure())]) == [.stored(OutboxReadingID(1))])
         let tables = try SQLiteDatabase(path: directory.database).query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        #expect(tables.compactMap { $0[0].text } == ["attributions", "audit", "dead_letters", "quarantine", "readings", "sqlite_sequence", "visits"])
+        #expect(tables.compactMap { $0[0].text } == ["attributions", "audit", "dead_letters", "pruned", "quarantine", "readings", "sqlite_sequence", "visits"])
     }
 
     @Test("a file from a newer VitalGate is refused and left byte for byte as it was")

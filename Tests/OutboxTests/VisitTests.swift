@@ -78,7 +78,7 @@ struct VisitTests {
             _ = try outbox.ingest([incoming(bloodPressure())])
         }
         // What a VitalGate of schema 1 left: no visit tables.
-        try tamper(directory.database, "DROP TABLE attributions; DROP TABLE visits; PRAGMA user_version = 1")
+        try tamper(directory.database, "DROP TABLE attributions; DROP TABLE visits; DROP TABLE pruned; PRAGMA user_version = 1")
         let outbox = try Outbox(path: directory.database, options: options())
         #expect(outbox.recovery.migratedFrom == 1)
         #expect(outbox.recovery.quarantinedRows.isEmpty)
@@ -99,5 +99,46 @@ struct VisitTests {
         let outbox = try Outbox(path: directory.database, options: options())
         #expect(outbox.recovery.quarantinedRows["visits"] == 1)
         #expect(try outbox.openVisit() == nil)
+    }
+}
+
+/// What pruning leaves: a device that re-sends months of memory after its readings were pruned must not bring them
+/// back (to be attributed again, under today's household, and sent again).
+@Suite("Outbox pruned readings")
+struct PrunedReadingTests {
+    @Test("a re-sent copy of a pruned reading is a duplicate; a different reading with its key is stored apart")
+    func prunedCopiesStayOut() throws {
+        let directory = TemporaryDirectory()
+        let clock = TestClock()
+        let outbox = try Outbox(path: directory.database, options: options(clock: clock))
+        let original = bloodPressure(systolic: 131, minute: 5, slot: 1)
+        let id = try outbox.ingest([incoming(original)])[0].id
+        _ = try outbox.nextBatch(limit: 1, now: clock.now)
+        try outbox.markDelivered([DeliveryRecord(id: id, status: 201, locations: ["Observation/1"])], at: clock.now)
+        clock.advance(seconds: 31 * 86_400)
+        #expect(try outbox.prune(deliveredBefore: clock.now.addingTimeInterval(-86_400)) == 1)
+        #expect(try outbox.reading(id) == nil)
+
+        // The cuff downloads its memory again, now to a household where slot 1 is someone else's.
+        var copy = original
+        copy.receivedAt = HubTimestamp(instant: clock.now, utcOffsetSeconds: 7 * 3600)
+        #expect(try outbox.ingest([IncomingReading(reading: copy, subject: VisitTests.visited)]) == [.duplicate(id)])
+        #expect(try outbox.summary().counts[.pending] == 0)
+
+        // Another reading the same clock second gave: stored, and identified by its receipt like any collision.
+        let other = bloodPressure(systolic: 150, minute: 5, slot: 1)
+        let stored = try outbox.ingest([incoming(other)])[0]
+        guard case .stored(let newID) = stored else { Issue.record("not stored: \(stored)"); return }
+        #expect(try outbox.reading(newID)?.identifyByReceipt == true)
+    }
+
+    @Test("a record stored as 'no slot' before schema 2 matches its re-sent copy with the unknown user (255)")
+    func unknownUserFromBefore() throws {
+        let directory = TemporaryDirectory()
+        let outbox = try Outbox(path: directory.database, options: options())
+        let before = bloodPressure(systolic: 122, minute: 9, slot: nil)
+        let id = try outbox.ingest([incoming(before)])[0].id
+        let now = bloodPressure(systolic: 122, minute: 9, slot: Reading.unknownUserSlot)
+        #expect(try outbox.ingest([incoming(now, assigned: false)]) == [.duplicate(id)])
     }
 }
