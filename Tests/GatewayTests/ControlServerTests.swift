@@ -346,6 +346,29 @@ struct ControlServerTests {
         #expect(calls.value == 0)
     }
 
+    @Test("strangers that connect and say nothing never take an operator's place")
+    func strangersCannotCrowdOut() async throws {
+        let directory = try SocketDirectory()
+        var limits = ControlServer.Limits()
+        limits.maximumClients = 1
+        limits.requestTimeout = .seconds(120)
+        let stranger = Self.peer(uid: 54_321, gid: 54_321, groups: [100])
+        let root = Self.peer(uid: 0, gid: 0, groups: [])
+        let accepted = Mutex(0)
+        // The first three connections are a stranger's; the fourth is root's.
+        let server = try Self.start(directory, policy: ControlAccessPolicy(daemonUID: 990, groups: [Self.operators]), limits: limits,
+                                    credentials: { _ throws(PeerCredentials.ReadError) in
+                                        accepted.withLock { count in count += 1; return count <= 3 ? stranger : root }
+                                    }, calls: Calls())
+        defer { server.stop() }
+        let silent = try (0..<3).map { _ in try RawClient(path: directory.socket) }
+        defer { silent.forEach { $0.close() } }
+        // Each stranger is answered with the refusal at once, without being read from.
+        for client in silent { #expect(Self.error(client.answer())?.contains("uid 54321 is not allowed") == true) }
+        let answer = try await Self.request(directory.socket, ["command": "status"]).get()
+        #expect(answer["ok"] == true, "\(answer)")
+    }
+
     @Test("a connection whose credentials cannot be read is refused, not let through")
     func unreadableCredentials() async throws {
         let directory = try SocketDirectory()
@@ -406,7 +429,10 @@ struct ControlServerTests {
             s = socket.socket(socket.AF_UNIX)
             s.settimeout(60)
             s.connect(sys.argv[1])
-            s.sendall(b'{"command": "whoami"}\\n')
+            try:
+                s.sendall(b'{"command": "whoami"}\\n')
+            except OSError:
+                pass  # a refused peer is answered and closed before it is read from; the answer is still there
             sys.stdout.write(s.makefile("rb").readline().decode())
             """
         let output = try await onDedicatedThread {

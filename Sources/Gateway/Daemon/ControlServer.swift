@@ -75,6 +75,8 @@ final class ControlServer: Sendable {
         /// The socket file bound, by device and inode, so stop() unlinks only its own.
         var boundFile: (dev: UInt64, ino: UInt64)?
         var connections: [ObjectIdentifier: ControlConnection] = [:]
+        /// When a refusal of each uid was last logged: a stranger knocking in a loop gets one line a minute.
+        var refusalsLogged: [uid_t: ContinuousClock.Instant] = [:]
     }
     private let state = Mutex(State())
     /// Signalled when the accept thread has returned.
@@ -227,6 +229,23 @@ final class ControlServer: Sendable {
             reportedShortage = false
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             let connection = ControlConnection(fd: client)
+            // The kernel's credentials are checked before anything is read: a peer that may not ask never holds one
+            // of the client threads, so strangers cannot crowd operators out.
+            let peer: PeerCredentials
+            do { peer = try credentials(client) } catch {
+                log.warning("control: refused a connection whose peer credentials cannot be read: \(error)")
+                _ = connection.send(Self.failure("vitalgated cannot read this connection's peer credentials (\(error)), so it cannot "
+                    + "check access. Fix: connect over the Unix socket directly, not through a proxy"))
+                connection.close()
+                continue
+            }
+            guard policy.grant(for: peer) != nil else {
+                noteRefusal(of: peer.uid)
+                // No user-name lookup here: NSS may block, and this is the accept thread.
+                _ = connection.send(Self.failure(policy.refusal(uid: peer.uid, userName: nil)))
+                connection.close()
+                continue
+            }
             let refusal: String? = state.withLock { state in
                 if state.stopping { return Self.stoppingMessage }
                 guard state.connections.count < limits.maximumClients else {
@@ -243,13 +262,29 @@ final class ControlServer: Sendable {
             }
             clientThreads.enter()
             let thread = Thread { [self] in
-                serve(connection)
+                serve(connection, peer: peer)
                 state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
                 connection.close()
                 clientThreads.leave()
             }
             thread.name = "vitalgate-control-client"
             thread.start()
+        }
+    }
+
+    /// Logs a refused uid at most once a minute, as a notice: refusals are not the daemon's problems, and must not
+    /// push real ones out of `vitalgate status`.
+    private func noteRefusal(of uid: uid_t) {
+        let now = ContinuousClock.now
+        let due = state.withLock { state -> Bool in
+            if let last = state.refusalsLogged[uid], now - last < .seconds(60) { return false }
+            if state.refusalsLogged.count > 1000 { state.refusalsLogged.removeAll() }
+            state.refusalsLogged[uid] = now
+            return true
+        }
+        if due {
+            log.log(.notice, "control: refused uid \(uid): not root, not the service user, not in an operator group "
+                + "(further refusals of this uid within a minute are not logged)")
         }
     }
 
@@ -260,14 +295,7 @@ final class ControlServer: Sendable {
         ["ok": false, "error": .string(text)]
     }
 
-    private func serve(_ connection: ControlConnection) {
-        let peer: PeerCredentials
-        do { peer = try credentials(connection.fd) } catch {
-            log.warning("control: refused a connection whose peer credentials cannot be read: \(error)")
-            _ = connection.send(Self.failure("vitalgated cannot read this connection's peer credentials (\(error)), so it cannot "
-                + "check access. Fix: connect over the Unix socket directly, not through a proxy"))
-            return
-        }
+    private func serve(_ connection: ControlConnection, peer: PeerCredentials) {
         connection.begin(.reading, deadline: limits.requestTimeout, on: deadlines)
         var reader = UnixSocket.LineReader(fd: connection.fd, maximumBytes: limits.maximumRequestBytes)
         let line: [UInt8]
@@ -292,13 +320,6 @@ final class ControlServer: Sendable {
             return
         }
         connection.begin(.handling, on: deadlines)
-
-        guard policy.grant(for: peer) != nil else {
-            log.warning("control: refused a request from uid \(peer.uid): not root, not the service user, "
-                + "not in an operator group")
-            respond(connection, Self.failure(policy.refusal(uid: peer.uid, userName: PeerCredentials.userName(peer.uid))))
-            return
-        }
         switch Self.parse(line) {
         case .success(let (command, json)):
             respond(connection, handler(ControlRequest(command: command, json: json, peer: peer)))
