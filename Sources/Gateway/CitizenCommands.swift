@@ -259,7 +259,11 @@ enum VisitCommand {
                     FileHandle.standardError.write(Data("Scan the QR code on the back of the citizen ID card: ".utf8))
                     guard let line = input() else { throw UsageError("no QR payload on standard input") }
                     request.append(("qr", .string(line)))
-                case (nil, let payload?): request.append(("qr", .string(payload)))
+                case (nil, let payload?):
+                    // The card's name, address and ID are now in the shell history and, while this runs, in /proc.
+                    FileHandle.standardError.write(Data(("vitalgate visit: the QR payload on the command line stays in the shell "
+                        + "history (the card holder's name, address and ID); next time scan with `--qr -`\n").utf8))
+                    request.append(("qr", .string(payload)))
                 default: throw UsageError("give --patient CITIZEN or --qr PAYLOAD (or --qr - to scan)")
                 }
                 if let performer = arguments.value("performer") { request.append(("performer", .string(performer))) }

@@ -142,7 +142,7 @@ enum ControlCommands {
     static func citizen(_ request: JSONValue, _ context: ControlContext) throws -> PatientIdentifier {
         if case .string(let label)? = request["member"] {
             guard let member = context.configuration?.household.member(label) else {
-                throw Refusal("no household member is labelled \"\(label)\"; the configuration's household.members has the labels")
+                throw Refusal("no household member has that label; the configuration's household.members has the labels")
             }
             return member.patient
         }

@@ -15,7 +15,8 @@ enum IngestCommand {
 
         Options:
           --patient SPEC      the citizen they belong to: cccd:<12 digits>, bhxh:<10 digits> or SYSTEM|VALUE
-                              (default: the configured owner; without one they are held as unassigned)
+                              (default: the household and visit rules decide, as for a device's readings;
+                              what they cannot attribute is held as unassigned)
           --socket PATH       the daemon's ingest socket (default: from --config)
           --config FILE       the daemon's configuration (default /etc/vitalgate/config.json)
         """

@@ -43,12 +43,7 @@ enum CredentialFiles {
             throw AuthError(kind: .configuration, message: "the \(what) \(path) is not a regular file",
                             fix: "point the setting at the file that holds the \(what)")
         }
-        // A secret any local account can read is a leaked secret: refuse it, as ssh refuses a loose private key.
-        guard info.st_mode & 0o007 == 0 else {
-            throw AuthError(kind: .configuration,
-                            message: "the \(what) \(path) is open to every user of this machine (mode \(String(info.st_mode & 0o777, radix: 8)))",
-                            fix: "chmod 0600 \(path) (owner vitalgate), or 0640 with group vitalgate; keep secrets in /etc/vitalgate/secrets")
-        }
+        try requirePrivate(info, path: path, what: what)
         guard info.st_size <= sizeLimit else {
             throw AuthError(kind: .configuration, message: "the \(what) \(path) is \(info.st_size) bytes, more than a credential can be",
                             fix: "point the setting at the file that holds only the \(what)")
@@ -69,6 +64,31 @@ enum CredentialFiles {
                             fix: "point the setting at the file that holds only the \(what)")
         }
         return CredentialFile(stamp: FileStamp(info), bytes: Array(bytes[..<count]))
+    }
+
+    /// A secret must be the service's alone, as ssh insists for a private key: no access for other users, group
+    /// access only for the service's own group, and owned by root or the service user (anyone else could swap it).
+    static func requirePrivate(_ info: stat, path: String, what: String) throws(AuthError) {
+        let mode = String(info.st_mode & 0o777, radix: 8)
+        let fix = "chown root:vitalgate \(path) && chmod 0640 \(path) (or 0600 owned by vitalgate); keep secrets in /etc/vitalgate/secrets"
+        guard info.st_mode & 0o007 == 0 else {
+            throw AuthError(kind: .configuration, message: "the \(what) \(path) is open to every user of this machine (mode \(mode))", fix: fix)
+        }
+        if info.st_mode & 0o070 != 0, !processGroups().contains(info.st_gid) {
+            throw AuthError(kind: .configuration,
+                            message: "the \(what) \(path) is open to group \(info.st_gid) (mode \(mode)), which is not the service's", fix: fix)
+        }
+        guard info.st_uid == 0 || info.st_uid == geteuid() else {
+            throw AuthError(kind: .configuration,
+                            message: "the \(what) \(path) belongs to uid \(info.st_uid), neither root nor the service user", fix: fix)
+        }
+    }
+
+    /// This process's effective and supplementary groups.
+    static func processGroups() -> Set<gid_t> {
+        var groups = [gid_t](repeating: 0, count: Int(max(0, getgroups(0, nil))))
+        let count = getgroups(Int32(groups.count), &groups)
+        return Set(groups.prefix(Int(max(0, count)))).union([getegid()])
     }
 
     /// The file's text without surrounding whitespace; an error when nothing is left or it is not UTF-8.
@@ -108,4 +128,13 @@ private extension FileStamp {
 /// A token with a line break would inject header lines.
 func isUsableBearerToken(_ token: String) -> Bool {
     !token.isEmpty && token.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+}
+
+/// Checks a secret the Uplink does not read itself (the mutual-TLS client key, which libcurl opens) as strictly as
+/// the credentials it reads.
+public enum SecretFiles {
+    /// Throws when `path` is missing, not a regular file, or readable by anyone but the service.
+    public static func check(_ path: String, what: String) throws(AuthError) {
+        _ = try CredentialFiles.read(path, what: what)
+    }
 }

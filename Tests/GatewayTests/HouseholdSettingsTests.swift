@@ -61,7 +61,7 @@ struct HouseholdSettingsTests {
         (#"{"members": [{"label": "ong", "patient": "cccd:099060000011"}], "devices": [{"profile": "a/b", "slots": {"01": "ong"}}]}"#,
          "household.devices[0].slots.01", "0 to 254"),
         (#"{"members": [{"label": "ong", "patient": "cccd:099060000011"}], "devices": [{"profile": "a/b", "member": "ba"}]}"#,
-         "household.devices[0].member", "\"ong\""),
+         "household.devices[0].member", "label of one of the 1 entries"),
         (#"{"members": [{"label": "ong", "patient": "cccd:099060000011"}], "devices": [{"profile": "a/b", "member": "ong"}, {"profile": "a/b", "member": "ong"}]}"#,
          "household.devices[1]", "merge"),
     ])
@@ -73,7 +73,7 @@ struct HouseholdSettingsTests {
             #expect(error.description.contains(place), "\(error)")
             #expect(error.description.contains(fix), "\(error)")
             #expect(error.description.contains("2:"), "line: \(error)")
-            for value in ["099060000011", "099060000012", "98706000001", "987060000011", "099960000011"] {
+            for value in ["099060000011", "099060000012", "98706000001", "987060000011", "099960000011", "\"ong\"", "\"ba\""] {
                 #expect(!error.description.contains(value), "\(error)")
             }
         }

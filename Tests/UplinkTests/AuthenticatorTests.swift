@@ -88,9 +88,13 @@ struct AuthenticatorTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: directory + "/open")
         let open = Authenticator(method: .bearerTokenFile(path: directory + "/open"), fhirBaseURL: "http://127.0.0.1:1", http: http)
         let openError = try #require(try await authorize(open).failure)
-        #expect(openError.message.contains("open to every user") && openError.description.contains("chmod 0600"))
+        #expect(openError.message.contains("open to every user") && openError.description.contains("chmod 0640"))
         #expect(!openError.description.contains("world-readable-token") && !openError.isRetryable)
-        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: directory + "/open")
+        // Group access for a group that is not the service's is refused too; for the service's own group it is fine.
+        try FileManager.default.setAttributes([.posixPermissions: 0o640, .groupOwnerAccountID: 54_321], ofItemAtPath: directory + "/open")
+        let foreignGroup = Authenticator(method: .bearerTokenFile(path: directory + "/open"), fhirBaseURL: "http://127.0.0.1:1", http: http)
+        #expect(try await authorize(foreignGroup).failure?.message.contains("open to group 54321") == true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640, .groupOwnerAccountID: Int(getegid())], ofItemAtPath: directory + "/open")
         #expect(try await authorize(Authenticator(method: .bearerTokenFile(path: directory + "/open"), fhirBaseURL: "http://127.0.0.1:1",
                                                   http: http)).get() == "Bearer world-readable-token")
     }

@@ -61,12 +61,12 @@ final class BluetoothManager: Sendable {
         var removed = false
     }
 
-    /// The Bluetooth LE devices the hub knows, for `vitalgate status`: address, name, whether a session runs.
+    /// The adopted (trusted) Bluetooth LE devices, for `vitalgate status`: address and whether a session runs. Not
+    /// their advertised names, which are often people's ("Lan's phone"), and not the neighbours' devices.
     var live: [JSONValue] {
         state.withLock { state in
-            state.peers.sorted { $0.key.bluetoothText < $1.key.bluetoothText }.map { address, peer in
-                ["transport": "bluetooth-le", "device": .string(address.bluetoothText + (peer.info.name.map { " " + $0 } ?? "")),
-                 "profile": .string(peer.explained ?? ""), "session": .bool(peer.session != nil)]
+            state.peers.filter { $0.value.info.trusted }.sorted { $0.key.bluetoothText < $1.key.bluetoothText }.map { address, peer in
+                ["transport": "bluetooth-le", "device": .string(address.bluetoothText), "session": .bool(peer.session != nil)]
             }
         }
     }

@@ -36,6 +36,18 @@ public enum Daemon {
             log.error("configuration: \(error)")
             return 78
         }
+        if let key = configuration.tls.clientKeyPath {
+            do { try SecretFiles.check(key, what: "mutual-TLS client key (server.tls.clientKey)") } catch {
+                log.error("configuration: \(error)")
+                return 78
+            }
+        }
+        var info = stat()
+        if stat(configuration.file, &info) == 0, info.st_mode & 0o004 != 0,
+           !configuration.household.members.isEmpty || configuration.healthWorker != nil {
+            log.warning("configuration: \(configuration.file) holds citizen identifiers and every user of this machine can read it. "
+                + "Fix: chown root:vitalgate \(configuration.file) && chmod 0640 \(configuration.file)")
+        }
         do {
             try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o750])

@@ -66,7 +66,7 @@ enum HouseholdSettings {
                 throw member.error("patient", error.description, fix: "write cccd:<12 digits>, bhxh:<10 digits> or SYSTEM|VALUE")
             }
             if household.member(label) != nil {
-                throw member.error("label", "a second member is labelled \"\(label)\"", fix: "give each member its own label")
+                throw member.error("label", "an earlier member has the same label", fix: "give each member its own label")
             }
             if household.members.contains(where: { $0.patient == patient }) {
                 throw member.error("patient", "this identifier is already another member's: a typo, or the same person twice",
@@ -115,9 +115,10 @@ enum HouseholdSettings {
                                       : "the entry has both \"member\" and \"slots\"",
                                   fix: "give \"member\" for a single-user device, or \"slots\" for a multi-user one")
             }
+            // Labels are what a family calls its members, often given names: errors (logged at start) never quote them.
             for label in [member].compactMap({ $0 }) + slots.values.sorted() where household.member(label) == nil {
-                throw entry.error(member != nil ? "member" : "slots", "no household member is labelled \"\(label)\"",
-                                  fix: "use one of: " + household.members.map { "\"\($0.label)\"" }.joined(separator: ", "))
+                throw entry.error(member != nil ? "member" : "slots", "names a label no household member has",
+                                  fix: "use the label of one of the \(household.members.count) entries of household.members")
             }
             if household.devices.contains(where: { $0.selector == selector }) {
                 throw entry.error(nil, "a second entry names the same device", fix: "merge the two entries")
