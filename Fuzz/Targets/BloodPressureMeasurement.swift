@@ -76,7 +76,8 @@ private func check(_ reading: Reading, _ bytes: [UInt8], frame: String) {
     }
     if hasUser {
         let user = bytes[offset]
-        require(reading.userSlot == (user == 0xFF ? nil : Int(user)), "user id \(user) became \(String(describing: reading.userSlot))")
+        // 0xFF is the "unknown user" and stays 255: the assignment rules hold it rather than give it to anyone.
+        require(reading.userSlot == Int(user), "user id \(user) became \(String(describing: reading.userSlot))")
         offset += 1
     } else {
         require(reading.userSlot == nil, "a user slot without the user-id flag")
