@@ -92,8 +92,12 @@ enum StatusCommand {
         if let daemon = reply["daemon"], daemon != .null {
             lines.append("Daemon: running since \(s(daemon["startedAt"])) (pid \(s(daemon["pid"])))")
             if case .array(let sessions)? = daemon["sessions"] {
-                lines.append("Devices: \(sessions.isEmpty ? "none connected" : "")")
-                for session in sessions { lines.append("  \(s(session["transport"]))  \(s(session["profile"]))  \(s(session["device"]))") }
+                lines.append(sessions.isEmpty ? "Devices: none attached" : "Devices:")
+                for session in sessions {
+                    let profile = session["profile"].map { " " + s($0) } ?? ""
+                    lines.append("  \(s(session["transport"]))\(profile)  \(s(session["device"]))"
+                        + (session["session"] == .bool(true) ? "  (session running)" : ""))
+                }
             }
             if case .array(let problems)? = daemon["recentProblems"], !problems.isEmpty {
                 lines.append("Recent problems:")
@@ -108,10 +112,15 @@ enum StatusCommand {
         lines.append("Members:")
         if case .array(let members)? = reply["members"], !members.isEmpty {
             for member in members {
-                let last = member["last"]
-                let lastText = last == nil || last == .null ? "no reading yet"
-                    : "\(s(last?["kind"])) \(s(last?["values"])) at \(s(last?["measuredAt"]) == "-" ? s(last?["receivedAt"]) : s(last?["measuredAt"])) (r\(s(last?["id"])), \(s(last?["state"])))"
-                lines.append("  \(s(member["label"]))  \(s(member["patient"]))  \(lastText)")
+                guard case .array(let last)? = member["last"], !last.isEmpty else {
+                    lines.append("  \(s(member["label"]))  \(s(member["patient"]))  no reading yet")
+                    continue
+                }
+                lines.append("  \(s(member["label"]))  \(s(member["patient"]))")
+                for reading in last {
+                    let when = s(reading["measuredAt"]) == "-" ? s(reading["receivedAt"]) + " (received)" : s(reading["measuredAt"])
+                    lines.append("    \(s(reading["kind"]))  \(s(reading["values"]))  at \(when)  r\(s(reading["id"])) \(s(reading["state"]))")
+                }
             }
         } else {
             lines.append("  no household configured (readings without a visit are held unassigned)")

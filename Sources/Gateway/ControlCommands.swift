@@ -60,11 +60,11 @@ enum ControlCommands {
         var members: [JSONValue] = []
         let household = context.configuration?.household ?? Household()
         for member in household.members {
-            let last = latest.first { $0.subject == member.patient }
+            let last = latest.filter { $0.subject == member.patient }
             members.append(["label": .string(member.label), "patient": .string(masked(member.patient, context.identifierSystems)),
-                            "last": last.map { readingJSON($0, context) } ?? .null])
+                            "last": .array(last.map { readingJSON($0, context) })])
         }
-        // Citizens outside the household (visits, operators' assignments), by their newest reading.
+        // Citizens outside the household (visits, operators' assignments), by their newest reading of each kind.
         let others = latest.filter { stored in !household.members.contains { $0.patient == stored.subject } }
         return [
             "ok": true,

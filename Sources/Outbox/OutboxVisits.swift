@@ -115,7 +115,8 @@ extension OutboxStore {
     func latestBySubject() throws(OutboxError) -> [StoredReading] {
         var result = try query("""
             SELECT \(Self.readingColumns) FROM readings WHERE id IN (
-                SELECT max(id) FROM readings WHERE subject_value IS NOT NULL GROUP BY subject_system, subject_value)
+                SELECT max(id) FROM readings WHERE subject_value IS NOT NULL
+                GROUP BY subject_system, subject_value, json_extract(payload, '$.kind'))
             ORDER BY id
             """).compactMap { try? Self.decodeReadingRow($0) }
         try attachAttributions(&result)
@@ -129,7 +130,7 @@ extension Outbox {
         try locked { store throws(OutboxError) in try store.recentReadings(limit: limit) }
     }
 
-    /// Each citizen's newest reading: what `vitalgate status` shows per household member.
+    /// Each citizen's newest reading of each kind (blood pressure, SpO2, …): what `vitalgate status` shows per member.
     public func latestBySubject() throws(OutboxError) -> [StoredReading] {
         try locked { store throws(OutboxError) in try store.latestBySubject() }
     }

@@ -117,6 +117,7 @@ def write_config(workdir: Path, base_url: str, *, batch_size: int = 5, owner: st
         config["owner"] = owner
     path = workdir / "config.json"
     path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)  # it names a citizen: the daemon warns about a configuration every user can read
     return path
 
 

@@ -127,8 +127,9 @@ def test_households_visits_and_assignment_end_to_end(tmp_path: Path):
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert report["daemon"]["pid"] == daemon.process.pid
-        assert [m["label"] for m in report["members"]] == ["ong", "ba"] and report["members"][0]["last"] is not None
-        assert report["members"][1]["last"] is None
+        assert [m["label"] for m in report["members"]] == ["ong", "ba"]
+        assert [r["kind"] for r in report["members"][0]["last"]] == ["blood-pressure"], report["members"]
+        assert report["members"][1]["last"] == []
         assert report["visit"] is None and report["queue"]["unassigned"] == 2
         text = cli("status", "--socket", control)
         assert text.returncode == 0 and "Members:" in text.stdout and GRANDFATHER not in text.stdout, text
