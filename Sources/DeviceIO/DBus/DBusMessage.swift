@@ -30,6 +30,9 @@ final class DBusMessage: @unchecked Sendable {
         if let interface { try DBusNames.checkInterface(interface, what) }
         try DBusNames.checkMember(member, what)
         guard let raw = dbus_message_new_method_call(destination, path, interface, member) else { throw .noMemory(what) }
+        // No bus activation: on a hub without an adapter bluetoothd is not running, and asking D-Bus to start it
+        // makes every call wait 25 s for a service that never comes. Without it the call fails at once.
+        dbus_message_set_auto_start(raw, 0)
         return DBusMessage(adopting: raw)
     }
 

@@ -1,6 +1,7 @@
 import DeviceIO
 import Foundation
 import Outbox
+import Synchronization
 import ProfileCatalog
 import Uplink
 import VitalModel
@@ -104,27 +105,31 @@ public enum Daemon {
         let profiles = loadProfiles(configuration, log: log)
         let devices = startDevices(configuration, profiles: profiles, hubAddress: hubAddress, outbox: outbox, log: log,
                                    onStored: { worker.wake() })
-        let bluetooth = startBluetooth(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
-        let classic = startClassic(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
-        let managers = (devices: devices, bluetooth: bluetooth)
+        let bluetoothManager = Mutex<BluetoothManager?>(nil)
         notifySystemd("READY=1\nSTATUS=delivering readings")
         log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
         let watchdog = Watchdog.requested().map { Watchdog(interval: $0, outbox: outbox, log: log) }
         watchdog?.start()
         let metrics = MetricsFile.start(configuration.metrics, outbox: outbox, startedAt: startedAt, log: log)
         let control = startControl(configuration, outbox: outbox, log: log, onAssigned: { worker.wake() }) {
-            var devices: [JSONValue] = []
-            devices += managers.devices?.live ?? []
-            devices += managers.bluetooth?.live ?? []
+            var live: [JSONValue] = []
+            live += devices?.live ?? []
+            live += bluetoothManager.withLock { $0 }?.live ?? []
             return [
                 "startedAt": .string(ISO8601DateFormatter().string(from: startedAt)), "pid": .int(getpid()),
-                "sessions": .array(devices),
+                "sessions": .array(live),
                 "recentProblems": .array(log.recentProblems.map { problem in
                     ["at": .string(ISO8601DateFormatter().string(from: problem.at)), "priority": .int(problem.priority.rawValue),
                      "message": .string(problem.message)]
                 }),
             ]
         }
+
+        // Bluetooth after READY=1 and the control socket: BlueZ's answers (or their absence on a hub without an
+        // adapter) must never hold up the service's start, its watchdog or `vitalgate status`.
+        let bluetooth = startBluetooth(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
+        bluetoothManager.withLock { $0 = bluetooth }
+        let classic = startClassic(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
 
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
