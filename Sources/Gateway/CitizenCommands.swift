@@ -118,7 +118,9 @@ enum StatusCommand {
                 }
                 lines.append("  \(s(member["label"]))  \(s(member["patient"]))")
                 for reading in last {
-                    let when = s(reading["measuredAt"]) == "-" ? s(reading["receivedAt"]) + " (received)" : s(reading["measuredAt"])
+                    let when = s(reading["measuredAt"]) != "-" ? s(reading["measuredAt"])
+                        : s(reading["deviceTime"]) != "-" ? "device time " + s(reading["deviceTime"]) + " (unchecked)"
+                        : s(reading["receivedAt"]) + " (received)"
                     lines.append("    \(s(reading["kind"]))  \(s(reading["values"]))  at \(when)  r\(s(reading["id"])) \(s(reading["state"]))")
                 }
             }
