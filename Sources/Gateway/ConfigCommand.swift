@@ -171,8 +171,8 @@ struct ConfigCheck {
         case unchecked(String, fix: String)
     }
 
-    /// The checks the daemon's Authenticator makes when it reads a secret (regular file, no access for other
-    /// users), plus whether the service user can read it at all, which the daemon would only find at its first upload.
+    /// The checks the daemon makes when it reads a secret (a regular file that is the service's alone), plus whether
+    /// the service user can read it at all, which the daemon would only find at its first upload.
     static func inspect(_ named: NamedFile, account: ServiceAccount?) -> Finding {
         let path = named.path
         var info = stat()
@@ -194,9 +194,10 @@ struct ConfigCheck {
             return .problem("the \(named.what) \(path) is not a regular file", fix: "point the setting at the file that holds the \(named.what)")
         }
         let mode = info.st_mode & 0o777
-        if named.secret && mode & 0o007 != 0 {
-            return .problem("the \(named.what) \(path) is open to every user of this machine (mode \(octal(mode))), and the daemon refuses it",
-                            fix: "chmod 0600 \(path) (owner \(ConfigCommand.serviceUser)), or chmod 0640 \(path) with group \(ConfigCommand.serviceUser); keep secrets in /etc/vitalgate/secrets")
+        // The daemon's own rule, judged for the service's account rather than for whoever runs this check.
+        if named.secret, let exposure = SecretFiles.exposure(owner: info.st_uid, group: info.st_gid, mode: mode,
+                                                             service: account.map { SecretFiles.Service(uid: $0.uid, groups: $0.groups) }) {
+            return .problem("the \(named.what) \(path) \(exposure), and the daemon refuses it", fix: SecretFiles.fix(path))
         }
         if named.secret, let account, !account.mayRead(owner: info.st_uid, group: info.st_gid, mode: mode) {
             return .problem("the service user \(account.name) cannot read the \(named.what) \(path) (mode \(octal(mode)))",

@@ -122,11 +122,7 @@ enum ControlCommands {
         }
         var performer = context.configuration?.healthWorker
         if case .string(let text)? = request["performer"] {
-            let parts = text.split(separator: "|", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw Refusal("a health worker is given as SYSTEM|VALUE")
-            }
-            performer = PerformerIdentifier(system: String(parts[0]), value: String(parts[1]))
+            do { performer = try context.identifierSystems.parsePerformer(text) } catch { throw Refusal(error.description) }
         }
         let visit = try context.outbox.startVisit(patient: patient, performer: performer, actor: context.actor)
         return ["ok": true, "visit": visitJSON(visit, context, full: true)]

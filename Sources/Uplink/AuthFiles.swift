@@ -66,21 +66,12 @@ enum CredentialFiles {
         return CredentialFile(stamp: FileStamp(info), bytes: Array(bytes[..<count]))
     }
 
-    /// A secret must be the service's alone, as ssh insists for a private key: no access for other users, group
-    /// access only for the service's own group, and owned by root or the service user (anyone else could swap it).
+    /// A secret must be the service's alone (``SecretFiles/exposure(owner:group:mode:service:)``), judged for this
+    /// process, which is the service.
     static func requirePrivate(_ info: stat, path: String, what: String) throws(AuthError) {
-        let mode = String(info.st_mode & 0o777, radix: 8)
-        let fix = "chown root:vitalgate \(path) && chmod 0640 \(path) (or 0600 owned by vitalgate); keep secrets in /etc/vitalgate/secrets"
-        guard info.st_mode & 0o007 == 0 else {
-            throw AuthError(kind: .configuration, message: "the \(what) \(path) is open to every user of this machine (mode \(mode))", fix: fix)
-        }
-        if info.st_mode & 0o070 != 0, !processGroups().contains(info.st_gid) {
-            throw AuthError(kind: .configuration,
-                            message: "the \(what) \(path) is open to group \(info.st_gid) (mode \(mode)), which is not the service's", fix: fix)
-        }
-        guard info.st_uid == 0 || info.st_uid == geteuid() else {
-            throw AuthError(kind: .configuration,
-                            message: "the \(what) \(path) belongs to uid \(info.st_uid), neither root nor the service user", fix: fix)
+        let service = SecretFiles.Service(uid: geteuid(), groups: processGroups())
+        if let problem = SecretFiles.exposure(owner: info.st_uid, group: info.st_gid, mode: info.st_mode, service: service) {
+            throw AuthError(kind: .configuration, message: "the \(what) \(path) \(problem)", fix: SecretFiles.fix(path))
         }
     }
 
@@ -133,8 +124,40 @@ func isUsableBearerToken(_ token: String) -> Bool {
 /// Checks a secret the Uplink does not read itself (the mutual-TLS client key, which libcurl opens) as strictly as
 /// the credentials it reads.
 public enum SecretFiles {
+    /// The account a secret is for: its user id and groups.
+    public struct Service: Sendable, Hashable {
+        public var uid: uid_t
+        public var groups: Set<gid_t>
+
+        public init(uid: uid_t, groups: Set<gid_t>) {
+            self.uid = uid
+            self.groups = groups
+        }
+    }
+
     /// Throws when `path` is missing, not a regular file, or readable by anyone but the service.
     public static func check(_ path: String, what: String) throws(AuthError) {
         _ = try CredentialFiles.read(path, what: what)
+    }
+
+    /// Why a file with this owner, group and mode is not `service`'s alone (completing "the token file X …"), or nil.
+    /// The rule, as ssh's for a private key: no access for other users, group access only for one of the service's
+    /// groups, and owned by root or the service (anyone else could replace it). Without a known service, only the
+    /// first part can be judged. The daemon judges for itself; `vitalgate config check` for the service's account.
+    public static func exposure(owner: uid_t, group: gid_t, mode: mode_t, service: Service?) -> String? {
+        let digits = String(mode & 0o777, radix: 8)
+        let octal = String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+        if mode & 0o007 != 0 { return "is open to every user of this machine (mode \(octal))" }
+        guard let service else { return nil }
+        if mode & 0o070 != 0, !service.groups.contains(group) {
+            return "is open to group \(group) (mode \(octal)), which is not the service's"
+        }
+        if owner != 0, owner != service.uid { return "belongs to uid \(owner), neither root nor the service user" }
+        return nil
+    }
+
+    /// How to make a secret file the service's alone.
+    public static func fix(_ path: String) -> String {
+        "chown root:vitalgate \(path) && chmod 0640 \(path) (or 0600 owned by vitalgate); keep secrets in /etc/vitalgate/secrets"
     }
 }

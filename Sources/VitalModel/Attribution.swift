@@ -1,3 +1,5 @@
+import Foundation
+
 /// Who performed a measurement for someone else: the community health worker of a visit, sent as the
 /// Observation's `performer`. Contains an identifier of a person: never log it.
 public struct PerformerIdentifier: Sendable, Hashable, CustomStringConvertible {
@@ -47,4 +49,22 @@ public struct Attribution: Sendable, Hashable {
     }
 
     public static func unassigned(_ reason: String) -> Attribution { Attribution(rule: .unassigned, reason: reason) }
+}
+
+extension IdentifierSystems {
+    /// Reads a health worker's `SYSTEM|VALUE` (the configuration's `healthWorker.identifier`, `visit start
+    /// --performer`). A value in a citizen-ID or social-insurance system is checked like a citizen's. The message
+    /// never repeats the value.
+    public func parsePerformer(_ text: String) throws(Problem) -> PerformerIdentifier {
+        let parts = text.trimmingCharacters(in: .whitespaces).split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw Problem(description: "a health worker is identified as SYSTEM|VALUE: the naming system of the "
+                + "practitioner's identifier, '|', and the identifier")
+        }
+        let identifier = PerformerIdentifier(system: String(parts[0]), value: String(parts[1]))
+        if identifier.system == citizenID || identifier.system == socialInsurance {
+            try validate(PatientIdentifier(system: identifier.system, value: identifier.value))
+        }
+        return identifier
+    }
 }

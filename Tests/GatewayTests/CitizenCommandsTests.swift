@@ -49,6 +49,8 @@ struct CitizenCommandsTests {
         (["visit", "start", "--qr", "099085000009|"], 1, "fewer than the 7"),
         (["visit", "start", "--qr", "https://example.vn/099085000009"], 1, "QR"),
         (["visit", "start", "--patient", "cccd:099085000009", "--performer", "CHW-42"], 1, "SYSTEM|VALUE"),
+        (["visit", "start", "--patient", "cccd:099085000009", "--performer", "http://fhir.hl7.org.vn/core/sid/cccd|09908500000"], 1,
+         "12 digits"),
         (["visit", "pause"], 2, "start, end or show"),
         (["assign", "r0", "--patient", "cccd:099085000009"], 2, "reading id"),
         (["assign", "r7"], 2, "--patient CITIZEN or --member LABEL"),

@@ -164,7 +164,7 @@ struct ConfigCommandTests {
         let first = try #require(check.problems.first)
         #expect(first.field == "server.auth.privateKeyFile")
         #expect(first.location?.description == keyPlace)
-        #expect(first.problem.contains("mode 0644") && first.fix.hasPrefix("chmod 0600 \(scratch.key)"))
+        #expect(first.problem.contains("mode 0644") && first.fix.hasPrefix("chown root:vitalgate \(scratch.key) && chmod 0640"))
         #expect(check.problems.last?.field == "server.tls.clientKey")
         #expect(check.files.filter(\.secret).allSatisfy { $0.status == "problem" })
         #expect(check.files.first { !$0.secret }?.status == "ok")  // a certificate may be public
@@ -173,10 +173,14 @@ struct ConfigCommandTests {
 
         let result = run(["config", "check", scratch.config, "--service-user", Self.currentUser])
         #expect(result.exitCode == 1)
-        #expect(result.stdout.contains("Fix: chmod 0600 \(scratch.key)"), "\(result.stdout)")
+        #expect(result.stdout.contains("Fix: chown root:vitalgate \(scratch.key)"), "\(result.stdout)")
 
         #expect(chmod(scratch.key, 0o640) == 0)
         #expect(ConfigCheck.run(file: scratch.config, serviceUser: Self.currentUser).problems.isEmpty)
+        // The daemon's rule, for the service's account: group access for a group the service is not in is refused too.
+        #expect(chown(scratch.key, getuid(), 54_321) == 0)
+        let foreign = ConfigCheck.run(file: scratch.config, serviceUser: Self.currentUser)
+        #expect(foreign.problems.first?.problem.contains("open to group 54321") == true, "\(foreign.problems)")
     }
 
     @Test("a secret file that does not exist, or is a directory: exit 1")

@@ -35,16 +35,9 @@ enum HouseholdSettings {
         var healthWorker: PerformerIdentifier?
         if var worker = try top.object("healthWorker") {
             let text = try worker.string("identifier", required: true, example: "\"https://hanhnghe.kcb.vn/sid/cchn|000123/HNO-CCHN\"")!
-            guard let bar = text.firstIndex(of: "|"), bar != text.startIndex, text.index(after: bar) != text.endIndex,
-                  text.filter({ $0 == "|" }).count == 1 else {
-                throw worker.error("identifier", "a health worker is identified as SYSTEM|VALUE",
-                                   fix: "write the naming system of the practitioner's identifier, '|', and the identifier")
-            }
-            let identifier = PerformerIdentifier(system: String(text[..<bar]), value: String(text[text.index(after: bar)...]))
-            if identifier.system == identifierSystems.citizenID || identifier.system == identifierSystems.socialInsurance {
-                do { try identifierSystems.validate(PatientIdentifier(system: identifier.system, value: identifier.value)) } catch {
-                    throw worker.error("identifier", error.description, fix: "correct the health worker's identifier")
-                }
+            let identifier: PerformerIdentifier
+            do { identifier = try identifierSystems.parsePerformer(text) } catch {
+                throw worker.error("identifier", error.description, fix: "correct the health worker's identifier")
             }
             healthWorker = identifier
             try worker.finish()
