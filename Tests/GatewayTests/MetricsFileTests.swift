@@ -2,6 +2,7 @@ import Assignment
 import Foundation
 import Outbox
 import ProfileCatalog
+import Synchronization
 import Testing
 import VitalModel
 @testable import Gateway
@@ -214,18 +215,31 @@ struct MetricsFileTests {
         // Large enough that a write in place would be seen half done.
         let versions = ["a", "b"].map { String(repeating: "# HELP x \($0)\n", count: 40_000) }
         try MetricsFileWriter.write(versions[0], to: path)
+        // The writer alternates the two versions until the reader has seen both (so reads really fell between
+        // writes) and read many times; a liveness bound only, never a timing assertion.
+        let stop = Atomic<Bool>(false)
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
-            for round in 0..<60 { try? MetricsFileWriter.write(versions[round % 2], to: path) }
+            var round = 1
+            while !stop.load(ordering: .relaxed) {
+                try? MetricsFileWriter.write(versions[round % 2], to: path)
+                round += 1
+            }
             done.signal()
         }
         thread.start()
         var reads = 0, torn = 0
-        while done.wait(timeout: .now()) == .timedOut || reads < 20 {
-            let seen = try String(contentsOfFile: path, encoding: .utf8)
-            if !versions.contains(seen) { torn += 1 }
+        var seen: Set<Int> = []
+        let deadline = ContinuousClock.now + .seconds(120)
+        while seen.count < 2 || reads < 200 {
+            if ContinuousClock.now > deadline { break }
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            if let version = versions.firstIndex(of: text) { seen.insert(version) } else { torn += 1 }
             reads += 1
         }
+        stop.store(true, ordering: .relaxed)
+        done.wait()
+        #expect(seen.count == 2, "the reader never saw the writer alternate (\(reads) reads)")
         #expect(torn == 0, "\(torn) of \(reads) reads saw a partial file")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["vitalgate.prom"])
     }
