@@ -25,7 +25,7 @@ DEFAULT_SCHEMA = os.path.join(REPOSITORY, "systemd", "config.schema.json")
 EXAMPLE = os.path.join(REPOSITORY, "systemd", "config.example.json")
 
 sys.path.insert(0, os.path.join(REPOSITORY, "scripts", "profile-schema"))
-from check_profiles import deepest, json_path  # noqa: E402  (same path notation and error choice)
+from check_profiles import deepest, json_path, parse_arguments  # noqa: E402  (same path notation and error choice)
 
 
 class DuplicateKey(ValueError):
@@ -85,23 +85,10 @@ def check_file(path, validator):
 
 
 def main(arguments):
-    schema_path = DEFAULT_SCHEMA
-    paths = []
-    iterator = iter(arguments)
-    for argument in iterator:
-        if argument == "--schema":
-            schema_path = next(iterator, None)
-            if schema_path is None:
-                print("check_config.py: --schema needs a file", file=sys.stderr)
-                return 2
-        elif argument in ("-h", "--help"):
-            print(__doc__.strip())
-            return 0
-        elif argument.startswith("-"):
-            print(f"check_config.py: unknown option {argument}; see --help", file=sys.stderr)
-            return 2
-        else:
-            paths.append(argument)
+    parsed = parse_arguments(arguments, "check_config.py", DEFAULT_SCHEMA, __doc__)
+    if isinstance(parsed, int):
+        return parsed
+    schema_path, paths = parsed
     if not paths:
         print("check_config.py: name at least one configuration file; see --help", file=sys.stderr)
         return 2

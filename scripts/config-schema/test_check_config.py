@@ -439,7 +439,9 @@ def test_secret_mode_only_the_parser_checks(validator, tmp_path, base):
     os.chmod(base["server"]["auth"]["privateKeyFile"], 0o644)
     assert check_config.check_document(base, validator) == []
     result = parser_check(write(tmp_path, base))
-    assert result.returncode == 1 and f"chmod 0600 {base['server']['auth']['privateKeyFile']}" in result.stdout
+    key = base['server']['auth']['privateKeyFile']
+    assert result.returncode == 1 and "is open to every user" in result.stdout
+    assert f"chown root:vitalgate {key} && chmod 0640 {key}" in result.stdout
 
 
 # --- the checker's command line -----------------------------------------------------------------------------

@@ -76,24 +76,34 @@ def check_file(path, validator):
     return problems
 
 
-def main(arguments):
-    schema_path = DEFAULT_SCHEMA
+def parse_arguments(arguments, program, default_schema, usage):
+    """`[--schema SCHEMA] [PATH ...]` -> (schema, paths), or an exit status when there is nothing to check (after
+    printing the help or the mistake). Shared with scripts/config-schema/check_config.py."""
+    schema_path = default_schema
     paths = []
     iterator = iter(arguments)
     for argument in iterator:
         if argument == "--schema":
             schema_path = next(iterator, None)
             if schema_path is None:
-                print("check_profiles.py: --schema needs a file", file=sys.stderr)
+                print(f"{program}: --schema needs a file", file=sys.stderr)
                 return 2
         elif argument in ("-h", "--help"):
-            print(__doc__.strip())
+            print(usage.strip())
             return 0
         elif argument.startswith("-"):
-            print(f"check_profiles.py: unknown option {argument}; see --help", file=sys.stderr)
+            print(f"{program}: unknown option {argument}; see --help", file=sys.stderr)
             return 2
         else:
             paths.append(argument)
+    return schema_path, paths
+
+
+def main(arguments):
+    parsed = parse_arguments(arguments, "check_profiles.py", DEFAULT_SCHEMA, __doc__)
+    if isinstance(parsed, int):
+        return parsed
+    schema_path, paths = parsed
     validator = load_validator(schema_path)
     files = []
     for path in paths or [DEFAULT_TREE]:
