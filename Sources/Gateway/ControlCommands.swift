@@ -156,16 +156,13 @@ enum ControlCommands {
 
     /// `cccd:0991******01`: enough for an operator to tell people apart on a shared screen.
     static func masked(_ patient: PatientIdentifier, _ systems: IdentifierSystems) -> String {
-        let prefix = patient.system == systems.citizenID ? "cccd:" : patient.system == systems.socialInsurance ? "bhxh:" : patient.system + "|"
+        let prefix = systems.typedPrefix(of: patient.system)
         let value = Array(patient.value)
         guard value.count > 6 else { return prefix + String(repeating: "*", count: value.count) }
         return prefix + String(value.prefix(4)) + String(repeating: "*", count: value.count - 6) + String(value.suffix(2))
     }
 
-    static func full(_ patient: PatientIdentifier, _ systems: IdentifierSystems) -> String {
-        patient.system == systems.citizenID ? "cccd:" + patient.value
-            : patient.system == systems.socialInsurance ? "bhxh:" + patient.value : patient.description
-    }
+    static func full(_ patient: PatientIdentifier, _ systems: IdentifierSystems) -> String { systems.typedText(patient) }
 
     static func visitJSON(_ visit: Visit, _ context: ControlContext, full showFull: Bool = false) -> JSONValue {
         [

@@ -100,6 +100,15 @@ public struct IdentifierSystems: Sendable, Hashable {
         }
     }
 
+    /// How ``parse(_:currentYear:)`` reads a system: `cccd:`, `bhxh:`, or the system and `|`.
+    public func typedPrefix(of system: String) -> String {
+        system == citizenID ? "cccd:" : system == socialInsurance ? "bhxh:" : system + "|"
+    }
+
+    /// An identifier as an operator types it (`cccd:…`, `bhxh:…`, `SYSTEM|VALUE`): the inverse of parsing. Holds the
+    /// identifier: for terminals, never for logs.
+    public func typedText(_ identifier: PatientIdentifier) -> String { typedPrefix(of: identifier.system) + identifier.value }
+
     /// The documented demo citizen: `099` is not a Vietnamese province code, so this can be no real person.
     public var demoPatient: PatientIdentifier { PatientIdentifier(system: citizenID, value: "099199000001") }
 
