@@ -370,6 +370,7 @@ class BloodPressureMonitor(Peripheral):
 
     def status(self) -> dict:
         return {**super().status(), "deviceTime": now_text(self.device_now()), "passkeys": self.passkeys,
+                "indicating": len([c for c in self.indicating if c in self.connections]),
                 "clockOffsetSeconds": round(self.clock_offset.total_seconds(), 3),
                 "stored": self.stored, "delivered": self.delivered, "clockWrites": self.clock_writes}
 
