@@ -412,6 +412,46 @@ struct BlueZCentralTests {
         #expect(error?.cause?.hasPrefix("org.freedesktop.DBus.Error.NameHasNoOwner") == true, "\(String(describing: error?.cause))")
     }
 
+    @Test("waiting for bluetoothd: start succeeds without it, scan says it is missing, and when it appears its objects are reported, the agent registers and scanning works")
+    func bluetoothdAppearsLater() async throws {
+        let (scanError, before, events, registered, started) = try await onDedicatedThread {
+            () throws -> (DeviceIOError?, [BLEEvent], [BLEEvent], String, String) in
+            let mock = try BlueZMock.start(lifetime: .seconds(120))
+            defer { mock.stop() }
+            try mock.restartBlueZ(restart: false)
+            let central = BlueZCentral(busAddress: mock.address, waitForBluetoothd: true)
+            defer { central.stop() }
+            let log = EventLog()
+            try central.start(pairing: BLEPairingPolicy(capability: .noInputNoOutput, mayPair: { _ in false })) { log.append($0) }
+            #expect(!central.bluetoothdPresent)
+            let scanError = failure { try central.scan(services: ["1810"]) }
+            let before = log.all
+            // bluetoothd starts (systemd starts it when an adapter is plugged in), with the adapter and a known device.
+            try mock.restartBlueZ(restart: true)
+            try mock.run("add_adapter('hci0'); add_device('C4:F3:12:53:F2:C9', 'cuff')")
+            // The adapter may be added before or after the central's snapshot: either way it is reported once.
+            log.wait { $0.contains(.adapter(present: true, powered: true)) && log.device(Bed.deviceA) != nil }
+            let deadline = ContinuousClock.now + .seconds(30)
+            var registered = "[]"
+            while ContinuousClock.now < deadline {
+                registered = try mock.run("result = calls('/org/bluez', 'RegisterAgent')")
+                if registered != "[]" { break }
+                usleep(20_000)
+            }
+            try central.scan(services: ["1810"])
+            let started = try mock.run("result = len(calls('/org/bluez/hci0', 'StartDiscovery'))")
+            return (scanError, before, log.all, registered, started)
+        }
+        #expect(scanError?.fix.contains("bluetoothd is not running") == true, "\(String(describing: scanError))")
+        #expect(scanError?.fix.contains("scanning starts when it does") == true)
+        #expect(events.contains(.adapter(present: true, powered: true)), "\(events)")
+        // While bluetoothd was absent nothing was reported: no adapter "gone" that was never there.
+        #expect(before.isEmpty, "\(before)")
+        #expect(events.contains { if case .device(let info) = $0 { info.address == a } else { false } }, "\(events)")
+        #expect(registered == #"[["/org/vitalgate/agent","NoInputNoOutput"]]"#)
+        #expect(started == "1")
+    }
+
     @Test("an unreachable bus address fails start with a fix naming the bus")
     func noBus() async throws {
         let error = try await onDedicatedThread { () -> DeviceIOError? in

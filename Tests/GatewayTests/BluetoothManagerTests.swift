@@ -34,6 +34,8 @@ final class FakeCentral: BLECentral {
         var subscriptions: [String] = []
         var scans: [[String]] = []
         var policy: BLEPairingPolicy?
+        /// Errors the next scans throw, in order (each attempt is still logged in `scans`).
+        var scanFailures: [DeviceIOError] = []
     }
 
     let script: Mutex<[EUI48: Script]>
@@ -71,7 +73,13 @@ final class FakeCentral: BLECentral {
 
     func stop() { handler.withLock { $0 = nil } }
 
-    func scan(services: [String]) throws(DeviceIOError) { log.withLock { $0.scans.append(services) } }
+    func scan(services: [String]) throws(DeviceIOError) {
+        let failure = log.withLock { log -> DeviceIOError? in
+            log.scans.append(services)
+            return log.scanFailures.isEmpty ? nil : log.scanFailures.removeFirst()
+        }
+        if let failure { throw failure }
+    }
 
     func connect(_ address: EUI48, timeout: Duration) throws(DeviceIOError) {
         log.withLock {
@@ -164,7 +172,7 @@ struct BluetoothManagerTests {
         }
     }
 
-    func harness(_ script: [EUI48: FakeCentral.Script], windowSeconds: Int = 0,
+    func harness(_ script: [EUI48: FakeCentral.Script], windowSeconds: Int = 0, log: DaemonLog = DaemonLog(),
                  timing: BluetoothManager.Timing = .init(reconnectDelay: .milliseconds(50), initialBackoff: .milliseconds(20),
                                                         maximumBackoff: .milliseconds(200), quietBeforeClockSet: .milliseconds(100))) throws -> Harness {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("vitalgate-ble-\(UUID().uuidString).db").path
@@ -173,7 +181,7 @@ struct BluetoothManagerTests {
         var settings = BluetoothSettings()
         settings.heartRateWindowSeconds = windowSeconds
         let manager = BluetoothManager(central: central, profiles: Self.catalog.profiles, settings: settings, outbox: outbox,
-                                       assignment: AssignmentRules(household: .single(Self.owner)), log: DaemonLog(), onStored: {}, timing: timing)
+                                       assignment: AssignmentRules(household: .single(Self.owner)), log: log, onStored: {}, timing: timing)
         try manager.start()
         return Harness(central: central, manager: manager, outbox: outbox)
     }
@@ -207,6 +215,26 @@ struct BluetoothManagerTests {
         let hubNow = HubTimestamp.now().localTime
         #expect(abs((written.time?.millisecondsSince1970 ?? 0) - hubNow.millisecondsSince1970) < 60_000)
         #expect(h.central.log.withLock { $0.subscriptions } == ["2A35"])
+    }
+
+    @Test("an adapter bluetoothd is still powering on (Busy) is scanned once powered, without a warning; another scan failure is a warning")
+    func adapterPoweringOn() throws {
+        let log = DaemonLog()
+        let h = try harness([:], log: log)
+        defer { h.manager.stop(waitingUpTo: .seconds(5)) }
+        // At start: one scan for the adapter event, one from start itself.
+        try h.waitFor("the scans at start") { h.central.log.withLock { $0.scans.count } == 2 }
+        let busy = DeviceIOError(operation: "Set", path: "hci0", fix: "unexpected error from BlueZ", cause: "org.bluez.Error.Busy: Operation already in progress")
+        let failed = DeviceIOError(operation: "StartDiscovery", path: "hci0", fix: "unexpected error from BlueZ", cause: "org.bluez.Error.Failed: No discovery started")
+        h.central.log.withLock { $0.scanFailures = [busy, failed] }
+        h.central.emit(.adapter(present: true, powered: false))
+        try h.waitFor("the scan of the unpowered adapter") { h.central.log.withLock { $0.scans.count } == 3 }
+        h.central.emit(.adapter(present: true, powered: true))
+        try h.waitFor("the scan once powered") { h.central.log.withLock { $0.scans.count } == 4 }
+        try h.waitFor("the warning about the second failure") { log.recentProblems.contains { $0.message.contains("cannot scan") } }
+        let problems = log.recentProblems.map(\.message)
+        #expect(problems.count == 1, "\(problems)")
+        #expect(problems.first?.contains("No discovery started") == true, "\(problems)")
     }
 
     @Test("a device nobody adopted is never connected to, even when a profile claims it")

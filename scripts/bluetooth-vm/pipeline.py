@@ -303,18 +303,24 @@ def run(results: Path, request: dict, report: Report) -> None:
                               flow.confirmed()[-1:])
         flow.step("reconnection", reconnection)
 
-        # 6. Restart the daemon and bluetoothd: the bond is reused.
+        # 6. Restart the daemon and bluetoothd, bluetoothd last (as when systemd starts it only once an adapter is
+        # plugged in): the running daemon takes BlueZ in when it appears, and the bond is reused.
         def restarts() -> None:
             code = daemon.stop()
             report.check("vitalgated stops cleanly on SIGTERM", code == 0, code)
-            subprocess.run([str(HERE / "vm-bluetoothd"), "restart"], check=True)
+            subprocess.run([str(HERE / "vm-bluetoothd"), "stop"], check=True)
             before = peripherals.status("bp")
             peripherals.request("add-records", device="bp", records=[AFTER_RESTART_RECORD])
+            logged = daemon.log_path.stat().st_size
             daemon.start()
+            waiting = wait_for("vitalgated to say it waits for bluetoothd", lambda: b"scanning starts when it does" in
+                               daemon.log_path.read_bytes()[logged:], 60, 0.5)
+            report.check("vitalgated starts without bluetoothd and says it waits for it", waiting and daemon.process.poll() is None)
+            subprocess.run([str(HERE / "vm-bluetoothd"), "start"], check=True)
             flow.wait_confirmed(len(before["delivered"]) + len(before["stored"]) + 1, "every record after the restarts")
             new = [d for d in flow.confirmed() if d["bytes"] not in {b["bytes"] for b in before["delivered"]}]
             status = peripherals.status("bp")
-            report.check("after restarting vitalgated and bluetoothd the link was encrypted with the stored bond, "
+            report.check("once bluetoothd started after vitalgated, the link was encrypted with the stored bond, "
                          "no second pairing", status["pairings"] == 1 and status["encryptions"] > before["encryptions"],
                          {k: status[k] for k in ("pairings", "pairingFailures", "encryptions")})
             flow.check_server("after the restarts the records the monitor sent are on the server once", new)

@@ -8,6 +8,10 @@ extension BlueZCentral {
 
     public func scan(services: [String]) throws(DeviceIOError) {
         let connection = try requireConnection("scan")
+        guard bluetoothdPresent else {
+            throw BlueZErrors.local("scan", target: target, fix: "bluetoothd is not running: start it with `systemctl start bluetooth` "
+                + "(Debian package bluez)" + (waitsForBluetoothd ? "; scanning starts when it does" : ""))
+        }
         guard let adapter = model.withLock({ $0.adapterPath }) else {
             throw BlueZErrors.local("scan", target: target, fix: "no Bluetooth adapter is present: plug one in, or check `bluetoothctl list` and `rfkill list`")
         }

@@ -96,8 +96,10 @@ extension BlueZCentral {
         model.reported = current
 
         var events: [BLEEvent] = []
-        let adapterChanged = model.reportedAdapter != adapter
-        model.reportedAdapter = adapter
+        // Before bluetoothd was ever loaded nothing was reported, so there is no adapter to call gone.
+        let neverReported = !model.loaded && model.reportedAdapter == nil
+        let adapterChanged = model.reportedAdapter != adapter && !neverReported
+        if !neverReported { model.reportedAdapter = adapter }
         if adapter.present {
             if adapterChanged { events.append(.adapter(present: true, powered: adapter.powered)) }
             events += deviceEvents

@@ -26,6 +26,11 @@ public final class BlueZCentral: BLECentral {
     /// other programs start. The daemon does; `vitalgate bluetooth pair` does not (bluetoothd asks the agent
     /// of the program that called `Pair` first), so it never takes the daemon's place.
     public let requestsDefaultAgent: Bool
+    /// Whether ``start(pairing:events:)`` succeeds while bluetoothd is not on the bus, and the central takes BlueZ
+    /// in when bluetoothd appears (its objects reported, the agent registered), as after a restart. The daemon
+    /// does: on a hub whose adapter is plugged in later, systemd starts bluetoothd only then. The CLI does not: a
+    /// person running `vitalgate bluetooth pair` wants to hear at once that bluetoothd is missing.
+    public let waitsForBluetoothd: Bool
     /// How long calls without a timeout parameter (scan, trust, remove, disconnect) wait for BlueZ.
     public static let callTimeout: Duration = .seconds(25)
 
@@ -64,11 +69,16 @@ public final class BlueZCentral: BLECentral {
         var powered: Bool
     }
 
-    public init(adapter: String? = nil, busAddress: String? = nil, requestDefaultAgent: Bool = true) {
+    public init(adapter: String? = nil, busAddress: String? = nil, requestDefaultAgent: Bool = true, waitForBluetoothd: Bool = false) {
         self.adapterName = adapter
         self.busAddress = busAddress
         self.requestsDefaultAgent = requestDefaultAgent
+        self.waitsForBluetoothd = waitForBluetoothd
     }
+
+    /// Whether bluetoothd's objects are loaded: false before start, while bluetoothd is absent, and between its
+    /// leaving the bus and the snapshot after it came back.
+    public var bluetoothdPresent: Bool { model.withLock { $0.loaded } }
 
     deinit {
         session.withLock { $0 }?.connection.close()
@@ -105,8 +115,14 @@ public final class BlueZCentral: BLECentral {
                          onDisconnect: { [weak self] in self?.busLost() })
         session.withLock { $0 = Session(connection: connection, agent: agent, capability: pairing.capability) }
         do throws(DBusCallError) {
+            // The NameOwnerChanged rule is in place before the snapshot is asked for: a bluetoothd that appears after
+            // a failed snapshot is announced by that signal, and the central then loads it as after a restart.
             for rule in Self.matchRules { try connection.addMatch(rule, timeout: Self.callTimeout) }
-            try load(connection)
+            do {
+                try load(connection)
+            } catch where waitsForBluetoothd && Self.bluetoothdAbsentNames.contains(error.name) {
+                return
+            }
             try registerAgent(connection, capability: pairing.capability)
         } catch {
             stop()
@@ -137,6 +153,9 @@ public final class BlueZCentral: BLECentral {
             model.waiters = [:]
         }
     }
+
+    /// The bus's answers when nobody owns `org.bluez` (no bus activation is asked for, so usually the first).
+    static let bluetoothdAbsentNames: Set<String> = ["org.freedesktop.DBus.Error.NameHasNoOwner", "org.freedesktop.DBus.Error.ServiceUnknown"]
 
     /// The signals the model follows: BlueZ's object tree and properties, and bluetoothd coming and going.
     static let matchRules = [

@@ -141,11 +141,18 @@ final class BluetoothManager: Sendable {
     func handle(_ event: BLEEvent) {
         switch event {
         case .adapter(let present, let powered):
-            log.info("bluetooth: adapter " + (present ? (powered ? "ready" : "present, powered off") : "gone"))
+            log.info("bluetooth: " + (present ? (powered ? "adapter ready" : "adapter present, powered off") : "no adapter"))
             guard present else { return }
             let services = matcher.services
             control.async { [self] in
-                do { try central.scan(services: services) } catch { log.warning("bluetooth: cannot scan: \(error)") }
+                do {
+                    try central.scan(services: services)
+                } catch let error as DeviceIOError where !powered && error.cause?.hasPrefix("org.bluez.Error.Busy") == true {
+                    // bluetoothd is powering the adapter on by itself (it just started): the powered event comes next.
+                    log.info("bluetooth: adapter powering on; scanning once it is ready")
+                } catch {
+                    log.warning("bluetooth: cannot scan: \(error)")
+                }
             }
         case .device(let info):
             let dropped = state.withLock { state -> BLESession? in

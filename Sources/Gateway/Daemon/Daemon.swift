@@ -233,7 +233,8 @@ public enum Daemon {
             return nil
         }
         guard let profiles else { return nil }
-        let central = BlueZCentral(adapter: configuration.bluetooth.adapter)
+        // bluetoothd may start after the daemon (systemd starts it when an adapter is plugged in): wait for it.
+        let central = BlueZCentral(adapter: configuration.bluetooth.adapter, waitForBluetoothd: true)
         let manager = BluetoothManager(central: central, profiles: profiles, settings: configuration.bluetooth, outbox: outbox,
                                        assignment: configuration.assignment, log: log, onStored: onStored)
         do { try manager.start() } catch {
