@@ -308,20 +308,10 @@ struct ServiceAccount: Equatable {
 
     /// The account `name` from the user database; nil when there is none.
     init?(name: String) {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 16_384)
-        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        let primary = entry.pw_gid
-        var count: Int32 = 64
-        var list = [gid_t](repeating: 0, count: Int(count))
-        if getgrouplist(name, primary, &list, &count) < 0 {
-            list = [gid_t](repeating: 0, count: Int(count))
-            _ = getgrouplist(name, primary, &list, &count)
-        }
+        guard let user = UserDatabase.user(named: name) else { return nil }
         self.name = name
-        self.uid = entry.pw_uid
-        self.groups = Set(list.prefix(Int(max(0, count)))).union([primary])
+        self.uid = user.uid
+        self.groups = UserDatabase.groups(ofUser: name, primary: user.gid)
     }
 
     /// Whether the permission bits let this account read a file (root reads everything).

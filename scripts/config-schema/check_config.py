@@ -25,7 +25,7 @@ DEFAULT_SCHEMA = os.path.join(REPOSITORY, "systemd", "config.schema.json")
 EXAMPLE = os.path.join(REPOSITORY, "systemd", "config.example.json")
 
 sys.path.insert(0, os.path.join(REPOSITORY, "scripts", "profile-schema"))
-from check_profiles import deepest, json_path, parse_arguments  # noqa: E402  (same path notation and error choice)
+from check_profiles import deepest, json_path, parse_arguments, report  # noqa: E402  (same path notation, error choice and output)
 
 
 class DuplicateKey(ValueError):
@@ -96,14 +96,7 @@ def main(arguments):
     if missing:
         print(f"check_config.py: {missing[0]} does not exist", file=sys.stderr)
         return 2
-    validator = load_validator(schema_path)
-    failed = 0
-    for path in paths:
-        problems = check_file(path, validator)
-        failed += bool(problems)
-        for where, message in problems:
-            print(f"{path}: {where}: {message}")
-    return 1 if failed else 0
+    return report(paths, load_validator(schema_path), check_file)
 
 
 if __name__ == "__main__":

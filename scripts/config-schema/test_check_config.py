@@ -26,6 +26,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import check_config  # noqa: E402
+from check_profiles import within  # noqa: E402  (check_config put the profile checker on the path)
 
 REPOSITORY = pathlib.Path(check_config.REPOSITORY)
 SCRIPTS = REPOSITORY / "scripts"
@@ -65,11 +66,6 @@ def validator():
     return check_config.load_validator()
 
 
-def within(schema_path, parser_field):
-    """Whether the schema's error path is the parser's field or one of its parents."""
-    if schema_path in ("(top level)", "(file)"):
-        return True
-    return parser_field == schema_path or parser_field.startswith(schema_path + ".") or parser_field.startswith(schema_path + "[")
 
 
 # --- the harnesses' configurations, read from their source ---------------------------------------------------

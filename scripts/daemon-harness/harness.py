@@ -223,6 +223,18 @@ def outbox_states(state_dir: str) -> dict[str, int]:
     return json.loads(result.stdout)["counts"]
 
 
+def wait_for(condition, what: str, timeout: float = 120):
+    """Polls `condition` until it returns something true and returns that; a liveness bound only."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.1)
+
+
 def wait_drained(state_dir: str, timeout: float = 300) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while True:

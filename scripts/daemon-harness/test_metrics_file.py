@@ -117,18 +117,6 @@ def value(series: dict[tuple, float], name: str, **labels: str) -> float:
     return series[(name, tuple(sorted(labels.items())))]
 
 
-def wait_for(condition, what: str, timeout: float = 120):
-    """Polls `condition` until it returns something true; a liveness bound only."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
-
-
 def metrics_config(tmp_path: Path, base_url: str, textfile: Path) -> Path:
     path = harness.write_config(tmp_path, base_url)
     config = json.loads(path.read_text())
@@ -171,7 +159,7 @@ def test_the_metrics_file_counts_what_was_stored_and_uploaded_and_names_no_one(s
                 return None
             series = read_metrics(textfile)
             return series if value(series, "vitalgate_readings_uploaded_total") == count else None
-        series = wait_for(uploaded, "the metrics file never showed every reading uploaded")
+        series = harness.wait_for(uploaded, "the metrics file never showed every reading uploaded")
         log = daemon.log_path.read_text()
     finally:
         assert daemon.terminate() == 0
@@ -226,7 +214,7 @@ def test_a_missing_textfile_directory_is_one_warning_and_the_daemon_goes_on(serv
     daemon = harness.Daemon(tmp_path, config)
     try:
         assert daemon.wait_ready(), daemon.log_path.read_text()
-        wait_for(lambda: "<4>metrics: cannot create" in daemon.log_path.read_text(), "no warning about the missing directory")
+        harness.wait_for(lambda: "<4>metrics: cannot create" in daemon.log_path.read_text(), "no warning about the missing directory")
         # Several more intervals (1 s each) fail the same way; the readings still go through.
         client = harness.IngestClient(daemon.socket_path)
         source = harness.ReadingSource(seed=32)
@@ -235,9 +223,9 @@ def test_a_missing_textfile_directory_is_one_warning_and_the_daemon_goes_on(serv
         harness.wait_drained(json.loads(config.read_text())["stateDirectory"])
         time.sleep(3)
         textfile.parent.mkdir()
-        wait_for(lambda: "metrics: " + str(textfile) + " is written again" in daemon.log_path.read_text(),
+        harness.wait_for(lambda: "metrics: " + str(textfile) + " is written again" in daemon.log_path.read_text(),
                  "the file was not written once its directory existed")
-        series = wait_for(lambda: textfile.exists() and read_metrics(textfile), "no metrics file")
+        series = harness.wait_for(lambda: textfile.exists() and read_metrics(textfile), "no metrics file")
     finally:
         assert daemon.terminate() == 0
     log = daemon.log_path.read_text()

@@ -76,6 +76,26 @@ def check_file(path, validator):
     return problems
 
 
+def report(files, validator, check):
+    """Checks each file with `check(file, validator)`, prints `FILE: PATH: MESSAGE` per problem, and returns the exit
+    status: 0 when every file validates, 1 when any does not. Shared with the configuration checker."""
+    failed = 0
+    for file in files:
+        problems = check(file, validator)
+        failed += bool(problems)
+        for where, message in problems:
+            print(f"{file}: {where}: {message}")
+    return 1 if failed else 0
+
+
+def within(schema_path, field):
+    """Whether a schema error's path is VitalGate's field (the loader's or the parser's) or one of its parents: the
+    schema and VitalGate must refuse a broken document at the same place, or the schema's error must be above it."""
+    if schema_path in ("(top level)", "(file)"):
+        return True
+    return field == schema_path or field.startswith(schema_path + ".") or field.startswith(schema_path + "[")
+
+
 def parse_arguments(arguments, program, default_schema, usage):
     """`[--schema SCHEMA] [PATH ...]` -> (schema, paths), or an exit status when there is nothing to check (after
     printing the help or the mistake). Shared with scripts/config-schema/check_config.py."""
@@ -114,13 +134,7 @@ def main(arguments):
         else:
             print(f"check_profiles.py: {path} does not exist", file=sys.stderr)
             return 2
-    failed = 0
-    for file in files:
-        problems = check_file(file, validator)
-        failed += bool(problems)
-        for where, message in problems:
-            print(f"{file}: {where}: {message}")
-    return 1 if failed else 0
+    return report(files, validator, check_file)
 
 
 if __name__ == "__main__":

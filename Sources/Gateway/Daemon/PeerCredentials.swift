@@ -55,22 +55,7 @@ struct PeerCredentials: Sendable, Equatable {
     }
 
     /// The peer as the audit trail names it: its user name, or `uid N` when the user database has none.
-    var actor: String { Self.userName(uid) ?? "uid \(uid)" }
-
-    /// The user name of `uid` from the user database (getpwuid_r), or nil.
-    static func userName(_ uid: uid_t) -> String? {
-        var size = 1024
-        while size <= 1 << 20 {
-            var buffer = [CChar](repeating: 0, count: size)
-            var entry = passwd()
-            var found: UnsafeMutablePointer<passwd>?
-            let status = getpwuid_r(uid, &entry, &buffer, buffer.count, &found)
-            if status == ERANGE { size *= 4; continue }
-            guard status == 0, found != nil, let name = entry.pw_name else { return nil }
-            return String(cString: name)
-        }
-        return nil
-    }
+    var actor: String { UserDatabase.userName(uid) ?? "uid \(uid)" }
 }
 
 /// Who may use the daemon's control socket: root, the daemon's own user, and members of the configured groups.
@@ -125,21 +110,23 @@ struct ControlAccessPolicy: Sendable, Equatable {
 
     /// The id of group `name` from the group database, or nil when there is no such group.
     static func systemGroupID(_ name: String) throws(GroupError) -> gid_t? {
-        var size = 1024
-        while size <= 1 << 20 {
-            var buffer = [CChar](repeating: 0, count: size)
+        var id: gid_t?
+        let status = UserDatabase.withBuffer { buffer in
             var entry = group()
             var found: UnsafeMutablePointer<group>?
             let status = getgrnam_r(name, &entry, &buffer, buffer.count, &found)
-            if status == ERANGE { size *= 4; continue }
-            // glibc answers "not found" with 0 and no entry; some NSS modules with one of these codes.
-            if status == 0 || [ENOENT, ESRCH, EBADF, EPERM].contains(status) {
-                return found == nil ? nil : entry.gr_gid
-            }
+            if status == 0, found != nil { id = entry.gr_gid }
+            return status
+        }
+        guard let status else {
+            throw GroupError(description: "the group database entry of \"\(name)\" is larger than 1 MiB. Fix: check the group database")
+        }
+        // glibc answers "not found" with 0 and no entry; some NSS modules with one of these codes.
+        guard status == 0 || [ENOENT, ESRCH, EBADF, EPERM].contains(status) else {
             throw GroupError(description: "cannot look up the group \"\(name)\": \(String(cString: strerror(status))). "
                 + "Fix: check /etc/nsswitch.conf and the group database")
         }
-        throw GroupError(description: "the group database entry of \"\(name)\" is larger than 1 MiB. Fix: check the group database")
+        return id
     }
 
     /// Why a peer is allowed.
