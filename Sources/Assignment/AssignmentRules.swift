@@ -53,8 +53,8 @@ public struct AssignmentRules: Sendable {
         // member must not take the readings of the health worker's kit cuff of the same model.
         if visit != nil { bindings = bindings.filter(\.selector.namesDevice) }
         if bindings.count > 1 {
-            return (nil, .unassigned("\(bindings.count) household device entries match this device equally. Fix: make them "
-                + "name the device (bluetooth, systemID or serialNumber), then assign the reading"))
+            return (nil, .unassigned("\(bindings.count) household device entries claim this device equally. Fix: keep one "
+                + "entry per device, each naming it (bluetooth, systemID or serialNumber), then assign the reading"))
         }
         if let binding = bindings.first { return attributeBound(reading, binding) }
         if let visit { return attributeDuringVisit(reading, visit) }
@@ -62,10 +62,9 @@ public struct AssignmentRules: Sendable {
         case 0:
             return (nil, .unassigned("no household member or owner is configured and no visit is open. Fix: configure "
                 + "household or owner, or start a visit; assign this reading with `vitalgate assign`"))
-        case 1 where reading.userSlot == nil:
-            return (household.members[0].patient, Attribution(rule: .owner))
         case 1:
-            return (nil, .unassigned(slotText(reading.userSlot!) + " and the household binds no slots of this device. Fix: "
+            guard let slot = reading.userSlot else { return (household.members[0].patient, Attribution(rule: .owner)) }
+            return (nil, .unassigned(slotText(slot) + " and the household binds no slots of this device. Fix: "
                 + "bind its slots under household.devices, then assign this reading"))
         default:
             return (nil, .unassigned("the device is bound to no household member and the household has "
@@ -121,18 +120,21 @@ public struct AssignmentRules: Sendable {
     /// glucometer) without a time may be records from memory.
     static let streamedKinds: Set<MeasurementKind> = [.heartRate, .pulseOximetry]
 
+    /// Bluetooth SIG characteristics that carry spot measurements of a streamed kind: the PLX Spot-Check
+    /// Measurement (0x2A5E), which an oximeter may keep and send later, its time stamp optional (PLX Service 1.0.1).
+    static let spotFrames: Set<String> = ["2A5E"]
+
     /// When the reading was measured on the hub's timeline, or nil when the hub cannot tell: a spot measurement or a
     /// record from memory without a device time, or a device time the session could not check against the hub's
     /// clock. A device's claim that its clock is set is not enough: clocks drift, and minutes decide a visit.
     public static func measuredAt(_ reading: Reading) -> Date? {
         if let window = reading.window { return window.start.instant }
         guard let stamp = reading.deviceTime else {
-            return streamedKinds.contains(reading.kind) && !reading.status.contains(.fromStorage) ? reading.receivedAt.instant : nil
+            let streamed = streamedKinds.contains(reading.kind) && !spotFrames.contains(reading.source.frame.uppercased())
+            return streamed && !reading.status.contains(.fromStorage) ? reading.receivedAt.instant : nil
         }
-        guard stamp.clock != .notSet, let check = reading.clockCheck, let lag = check.deviceLagMilliseconds else { return nil }
-        // A stamp with an offset is UTC (IEEE 11073-10206): its wall time is UTC plus the offset. The device's wall
-        // clock, moved onto the hub's local wall clock by the measured lag, is an instant at the hub's offset.
-        let wall = stamp.time.millisecondsSince1970 + Int64(stamp.utcOffsetQuarterHours ?? 0) * 900_000
-        return Date(timeIntervalSince1970: Double(wall + lag - Int64(check.hubTime.utcOffsetSeconds) * 1000) / 1000)
+        guard stamp.clock != .notSet, let check = reading.clockCheck, let local = check.corrected(stamp) else { return nil }
+        // On the hub's local wall clock at its offset at the check: the same correction the upload's effective time uses.
+        return Date(timeIntervalSince1970: Double(local.millisecondsSince1970 - Int64(check.hubTime.utcOffsetSeconds) * 1000) / 1000)
     }
 }

@@ -51,10 +51,9 @@ public struct Household: Sendable, Hashable {
         /// True when the entry names one device (its address, System ID or serial number), not only its model.
         public var namesDevice: Bool { bluetoothAddress != nil || systemID != nil || serialNumber != nil }
 
-        /// An entry naming the device itself beats one naming its model.
-        var specificity: Int {
-            (bluetoothAddress != nil || systemID != nil || serialNumber != nil ? 2 : 0) + (profile != nil ? 1 : 0)
-        }
+        /// An entry naming the device itself beats one naming its model. A profile beside a device name adds nothing:
+        /// two entries that name the same device (by address and by serial number, say) are a conflict to hold.
+        var specificity: Int { namesDevice ? 2 : (profile != nil ? 1 : 0) }
     }
 
     /// A device of the household: either it belongs to one member, or its user slots are bound to members.

@@ -69,7 +69,7 @@ public enum SubjectReference: Sendable, Hashable {
         case .identifier(let patient) where conditional:
             ["reference": .string("Patient?" + identifierMatchQuery(system: patient.system, value: patient.value))]
         case .identifier(let patient):
-            ["type": "Patient", "identifier": ["system": .string(patient.system), "value": .string(patient.value)]]
+            logicalReference("Patient", system: patient.system, value: patient.value)
         case .resolved(let id, _):
             ["reference": .string("Patient/" + id)]
         }
@@ -103,4 +103,9 @@ extension SubjectReference {
         case .resolved(let id, _): id
         }
     }
+}
+
+/// A logical reference by identifier (R4 references.html#logical), which needs no resource on the server.
+func logicalReference(_ type: String, system: String, value: String) -> JSONValue {
+    ["type": .string(type), "identifier": ["system": .string(system), "value": .string(value)]]
 }

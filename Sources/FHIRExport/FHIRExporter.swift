@@ -234,8 +234,7 @@ struct ObservationBuilder {
             members.append(("effectiveDateTime", .string(timing.effective)))
         }
         if let performer {
-            members.append(("performer", [["type": "Practitioner",
-                                           "identifier": ["system": .string(performer.system), "value": .string(performer.value)]]]))
+            members.append(("performer", [logicalReference("Practitioner", system: performer.system, value: performer.value)]))
         }
         let interpretations = interpretationCodes
         if !interpretations.isEmpty {

@@ -48,9 +48,9 @@ struct ReadingTiming {
             effective = Self.render(local, offsetSeconds: quarters * 900, resolution: stamp.resolution)
         } else if let check = reading.clockCheck {
             coincident = check
-            if let lag = check.deviceLagMilliseconds, let corrected = stamp.time.adding(milliseconds: lag) {
-                // A local clock on the current timeline: move it onto the hub's by the measured lag.
-                effective = Self.render(corrected, offsetSeconds: hubOffset, resolution: stamp.resolution)
+            if let corrected = check.corrected(stamp) {
+                // A clock on the current timeline: move it onto the hub's by the measured lag.
+                effective = Self.render(corrected, offsetSeconds: check.hubTime.utcOffsetSeconds, resolution: stamp.resolution)
             } else {
                 effective = received
                 note = check.deviceTime == nil

@@ -35,6 +35,8 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
     case visitAlreadyOpen(Int64)
     /// There is no open visit to end.
     case noOpenVisit
+    /// A stored visit's row lacks a column this version needs (its checksum matched: another version wrote it).
+    case unreadableVisit(Int64?, problem: String)
 
     public var description: String {
         switch self {
@@ -85,6 +87,10 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
             return "Visit \(id) is still open. Fix: end it with `vitalgate visit end`, then start the next one."
         case .noOpenVisit:
             return "No visit is open. Fix: start one with `vitalgate visit start --patient …` or `--qr …`."
+        case .unreadableVisit(let id, let problem):
+            return "visit \(id.map(String.init) ?? "(no id)") is stored but this VitalGate version cannot read it back: \(problem); "
+                + "readings are held rather than given to anyone by it. Fix: run the VitalGate version that wrote it, or end "
+                + "the visit with that version"
         case .unreadableRow(let id, let problem):
             return "\(id) is stored but this VitalGate version cannot read it back: \(problem). The row is kept as "
                 + "it is (uploads move it to the dead letters rather than send it). Fix: if another VitalGate version "

@@ -5,14 +5,27 @@ import VitalModel
 extension OutboxStore {
     func readings(in state: ReadingState, limit: Int) throws(OutboxError) -> [StoredReading] {
         guard limit > 0 else { return [] }
-        var result: [StoredReading] = []
-        for row in try query("SELECT \(Self.readingColumns) FROM readings WHERE state = ?1 ORDER BY id LIMIT ?2",
-                             [.text(state.rawValue), .integer(Int64(limit))]) {
-            // One row this version cannot read must not hide every other: it is left out here, still counted
-            // by summary(), and reading(_:) names its problem.
-            guard let stored = try? Self.decodeReadingRow(row) else { continue }
-            result.append(stored)
-        }
+        return try storedReadings("SELECT \(Self.readingColumns) FROM readings WHERE state = ?1 ORDER BY id LIMIT ?2",
+                                  [.text(state.rawValue), .integer(Int64(limit))])
+    }
+
+    func recentReadings(limit: Int) throws(OutboxError) -> [StoredReading] {
+        try storedReadings("SELECT \(Self.readingColumns) FROM readings ORDER BY id DESC LIMIT ?1", [.integer(Int64(max(0, limit)))])
+    }
+
+    func latestBySubject() throws(OutboxError) -> [StoredReading] {
+        try storedReadings("""
+            SELECT \(Self.readingColumns) FROM readings WHERE id IN (
+                SELECT max(id) FROM readings WHERE subject_value IS NOT NULL
+                GROUP BY subject_system, subject_value, json_extract(payload, '$.kind'))
+            ORDER BY id
+            """)
+    }
+
+    /// The readings a query selects, with their attributions. One row this version cannot read must not hide every
+    /// other: it is left out here, still counted by summary(), and reading(_:) names its problem.
+    private func storedReadings(_ sql: String, _ values: [Value] = []) throws(OutboxError) -> [StoredReading] {
+        var result = try query(sql, values).compactMap { try? Self.decodeReadingRow($0) }
         try attachAttributions(&result)
         return result
     }
@@ -56,5 +69,17 @@ extension OutboxStore {
                 QuarantinedRow(id: row[0].integer ?? -1, table: row[1].text ?? "", rowID: row[2].integer, raw: row[3].text ?? "",
                                reason: row[4].text ?? "", at: Date(outboxMilliseconds: row[5].integer ?? 0))
             }
+    }
+}
+
+extension Outbox {
+    /// The newest readings in any state, newest first (rows this version cannot read are left out).
+    public func recentReadings(limit: Int) throws(OutboxError) -> [StoredReading] {
+        try locked { store throws(OutboxError) in try store.recentReadings(limit: limit) }
+    }
+
+    /// Each citizen's newest reading of each kind (blood pressure, SpO2, …): what `vitalgate status` shows per member.
+    public func latestBySubject() throws(OutboxError) -> [StoredReading] {
+        try locked { store throws(OutboxError) in try store.latestBySubject() }
     }
 }

@@ -6,12 +6,12 @@ extension OutboxStore {
     static let visitColumns = Schema.visits.columnList
 
     func openVisit() throws(OutboxError) -> Visit? {
-        try query("SELECT \(Self.visitColumns) FROM visits WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1").first.map(Self.decodeVisitRow)
+        try query("SELECT \(Self.visitColumns) FROM visits WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1").first.map { row throws(OutboxError) in try Self.decodeVisitRow(row) }
     }
 
     func visits(limit: Int) throws(OutboxError) -> [Visit] {
         try query("SELECT \(Self.visitColumns) FROM visits ORDER BY id DESC LIMIT ?1", [.integer(Int64(max(0, limit)))])
-            .map(Self.decodeVisitRow)
+            .map { row throws(OutboxError) in try Self.decodeVisitRow(row) }
     }
 
     func startVisit(patient: PatientIdentifier, performer: PerformerIdentifier?, actor: String) throws(OutboxError) -> Visit {
@@ -47,31 +47,36 @@ extension OutboxStore {
         }
     }
 
-    static func decodeVisitRow(_ row: [Value]) -> Visit {
-        let performer: PerformerIdentifier? = switch (row[3].text, row[4].text) {
-        case let (system?, value?): PerformerIdentifier(system: system, value: value)
-        default: nil
+    static func decodeVisitRow(_ row: [Value]) throws(OutboxError) -> Visit {
+        guard row.count >= 9, let id = row[0].integer, let system = row[1].text, let value = row[2].text,
+              let started = row[5].integer, let startedBy = row[7].text else {
+            throw OutboxError.unreadableVisit(row.first?.integer, problem: "its id, citizen, start time or operator is missing")
         }
-        return Visit(id: row[0].integer ?? -1, patient: PatientIdentifier(system: row[1].text ?? "", value: row[2].text ?? ""),
-                     performer: performer, startedAt: Date(outboxMilliseconds: row[5].integer ?? 0),
-                     endedAt: row[6].integer.map(Date.init(outboxMilliseconds:)), startedBy: row[7].text ?? "", endedBy: row[8].text)
+        return Visit(id: id, patient: PatientIdentifier(system: system, value: value), performer: performer(row[3], row[4]),
+                     startedAt: Date(outboxMilliseconds: started), endedAt: row[6].integer.map(Date.init(outboxMilliseconds:)),
+                     startedBy: startedBy, endedBy: row[8].text)
+    }
+
+    /// A visit's health worker from its two columns, or nil.
+    static func performer(_ system: Value, _ value: Value) -> PerformerIdentifier? {
+        guard let system = system.text, let value = value.text else { return nil }
+        return PerformerIdentifier(system: system, value: value)
     }
 
     /// Fills in each reading's attribution and, for readings a visit attributed, the visit's health worker.
     func attachAttributions(_ readings: inout [StoredReading]) throws(OutboxError) {
         guard !readings.isEmpty else { return }
         let ids = readings.map { String($0.id.rawValue) }.joined(separator: ",")
-        var found: [Int64: (Attribution, PerformerIdentifier?)] = [:]
+        var found: [Int64: (Attribution?, PerformerIdentifier?)] = [:]
         for row in try query("""
             SELECT a.id, a.rule, a.reason, a.visit_id, v.performer_system, v.performer_value
             FROM attributions a LEFT JOIN visits v ON v.id = a.visit_id WHERE a.id IN (\(ids))
             """) {
-            guard let id = row[0].integer, let rule = row[1].text.flatMap(Attribution.Rule.init(rawValue:)) else { continue }
-            let performer: PerformerIdentifier? = switch (row[4].text, row[5].text) {
-            case let (system?, value?): PerformerIdentifier(system: system, value: value)
-            default: nil
-            }
-            found[id] = (Attribution(rule: rule, reason: row[2].text, visitID: row[3].integer), performer)
+            guard let id = row[0].integer else { continue }
+            // A rule another version wrote is not shown, but the visit's health worker is still sent with the reading.
+            let attribution = row[1].text.flatMap(Attribution.Rule.init(rawValue:))
+                .map { Attribution(rule: $0, reason: row[2].text, visitID: row[3].integer) }
+            found[id] = (attribution, Self.performer(row[4], row[5]))
         }
         for index in readings.indices {
             guard let (attribution, performer) = found[readings[index].id.rawValue] else { continue }
@@ -101,37 +106,5 @@ extension Outbox {
     /// Ends the open visit; ``OutboxError/noOpenVisit`` when there is none.
     public func endVisit(actor: String) throws(OutboxError) -> Visit {
         try locked { store throws(OutboxError) in try store.endVisit(actor: actor) }
-    }
-}
-
-extension OutboxStore {
-    func recentReadings(limit: Int) throws(OutboxError) -> [StoredReading] {
-        var result = try query("SELECT \(Self.readingColumns) FROM readings ORDER BY id DESC LIMIT ?1", [.integer(Int64(max(0, limit)))])
-            .compactMap { try? Self.decodeReadingRow($0) }
-        try attachAttributions(&result)
-        return result
-    }
-
-    func latestBySubject() throws(OutboxError) -> [StoredReading] {
-        var result = try query("""
-            SELECT \(Self.readingColumns) FROM readings WHERE id IN (
-                SELECT max(id) FROM readings WHERE subject_value IS NOT NULL
-                GROUP BY subject_system, subject_value, json_extract(payload, '$.kind'))
-            ORDER BY id
-            """).compactMap { try? Self.decodeReadingRow($0) }
-        try attachAttributions(&result)
-        return result
-    }
-}
-
-extension Outbox {
-    /// The newest readings in any state, newest first (rows this version cannot read are left out).
-    public func recentReadings(limit: Int) throws(OutboxError) -> [StoredReading] {
-        try locked { store throws(OutboxError) in try store.recentReadings(limit: limit) }
-    }
-
-    /// Each citizen's newest reading of each kind (blood pressure, SpO2, …): what `vitalgate status` shows per member.
-    public func latestBySubject() throws(OutboxError) -> [StoredReading] {
-        try locked { store throws(OutboxError) in try store.latestBySubject() }
     }
 }

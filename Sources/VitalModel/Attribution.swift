@@ -56,15 +56,16 @@ extension IdentifierSystems {
     /// --performer`). A value in a citizen-ID or social-insurance system is checked like a citizen's. The message
     /// never repeats the value.
     public func parsePerformer(_ text: String) throws(Problem) -> PerformerIdentifier {
-        let parts = text.trimmingCharacters(in: .whitespaces).split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+        // The same reading of SYSTEM|VALUE as a citizen's (trimmed halves, digit groups of the known systems joined).
+        guard let (system, typed) = Self.systemAndValue(text.trimmingWhitespace), !system.isEmpty, !typed.isEmpty,
+              !typed.contains("|") else {
             throw Problem(description: "a health worker is identified as SYSTEM|VALUE: the naming system of the "
                 + "practitioner's identifier, '|', and the identifier")
         }
-        let identifier = PerformerIdentifier(system: String(parts[0]), value: String(parts[1]))
-        if identifier.system == citizenID || identifier.system == socialInsurance {
-            try validate(PatientIdentifier(system: identifier.system, value: identifier.value))
+        let value = typedValue(typed, in: system)
+        if system == citizenID || system == socialInsurance {
+            try validate(PatientIdentifier(system: system, value: value))
         }
-        return identifier
+        return PerformerIdentifier(system: system, value: value)
     }
 }

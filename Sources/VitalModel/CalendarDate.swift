@@ -16,9 +16,12 @@ public struct CalendarDate: Sendable, Hashable, Comparable, CustomStringConverti
     /// The date on the hub's clock at its current UTC offset, but never before ``earliestToday``: a hub whose
     /// clock is not set yet (1970 on boards without a battery-backed clock, until NTP answers) must not refuse
     /// real birth dates as being in the future.
-    public static var today: CalendarDate {
-        let now = HubTimestamp.now().localTime
-        return max(CalendarDate(checkedYear: now.year, month: now.month, day: now.day), earliestToday)
+    public static var today: CalendarDate { today(at: .now()) }
+
+    /// ``today`` as it is at `time`.
+    static func today(at time: HubTimestamp) -> CalendarDate {
+        let local = time.localTime
+        return max(CalendarDate(checkedYear: local.year, month: local.month, day: local.day), earliestToday)
     }
 
     /// 1 January 2025, before this code was written: the floor of ``today``.
@@ -26,11 +29,7 @@ public struct CalendarDate: Sendable, Hashable, Comparable, CustomStringConverti
 
     /// `yyyy-MM-dd`, the ISO 8601 and FHIR `date` form.
     public var description: String {
-        func padded(_ number: Int, _ width: Int) -> String {
-            let digits = String(number)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))"
+        "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))"
     }
 
     public static func < (lhs: CalendarDate, rhs: CalendarDate) -> Bool {

@@ -55,9 +55,8 @@ public struct IdentifierSystems: Sendable, Hashable {
     public func parse(_ text: String, currentYear: Int = IdentifierSystems.currentYear) throws(Problem) -> PatientIdentifier {
         let text = text.trimmingWhitespace
         var identifier: PatientIdentifier
-        if let bar = text.firstIndex(of: "|") {
-            identifier = PatientIdentifier(system: String(text[..<bar].trimmingWhitespace),
-                                           value: String(text[text.index(after: bar)...].trimmingWhitespace))
+        if let (system, value) = Self.systemAndValue(text) {
+            identifier = PatientIdentifier(system: system, value: value)
         } else if let value = text.dropPrefix(caseInsensitive: "cccd:") {
             identifier = PatientIdentifier(system: citizenID, value: String(value.trimmingWhitespace))
         } else if let value = text.dropPrefix(caseInsensitive: "bhxh:") {
@@ -65,11 +64,20 @@ public struct IdentifierSystems: Sendable, Hashable {
         } else {
             throw Problem(description: "a patient is given as cccd:<12 digits>, bhxh:<10 digits> or SYSTEM|VALUE")
         }
-        if identifier.system == citizenID || identifier.system == socialInsurance {
-            identifier = PatientIdentifier(system: identifier.system, value: Self.withoutGroupSeparators(identifier.value))
-        }
+        identifier = PatientIdentifier(system: identifier.system, value: typedValue(identifier.value, in: identifier.system))
         try validate(identifier, currentYear: currentYear)
         return identifier
+    }
+
+    /// `SYSTEM|VALUE` split at the first `|`, each half without surrounding whitespace; nil without a `|`.
+    static func systemAndValue<Text: StringProtocol>(_ text: Text) -> (system: String, value: String)? {
+        guard let bar = text.firstIndex(of: "|") else { return nil }
+        return (String(text[..<bar].trimmingWhitespace), String(text[text.index(after: bar)...].trimmingWhitespace))
+    }
+
+    /// A value as typed, with the digit-group separators of the two known systems removed.
+    func typedValue(_ value: String, in system: String) -> String {
+        system == citizenID || system == socialInsurance ? Self.withoutGroupSeparators(value) : value
     }
 
     /// Checks a known system's format so a typo is refused before a reading is stored under it.

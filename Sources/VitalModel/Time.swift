@@ -175,6 +175,16 @@ public struct DeviceClockCheck: Sendable, Hashable {
     public var deviceLagMilliseconds: Int64? {
         deviceTime.map { hubTime.localTime.millisecondsSince1970 - $0.millisecondsSince1970 }
     }
+
+    /// `stamp` moved onto the hub's local wall clock by the measured lag, or nil on a clock fault or a time beyond
+    /// the calendar. The lag was measured against the device's wall clock, so a stamp with a UTC offset (which is
+    /// UTC, IEEE 11073-10206) is first turned into wall time. The result is at the hub's offset at the check.
+    /// The one correction both the upload's effective time and the visit rules use.
+    public func corrected(_ stamp: DeviceTimestamp) -> LocalDateTime? {
+        guard let lag = deviceLagMilliseconds,
+              let wall = stamp.time.adding(milliseconds: Int64(stamp.utcOffsetQuarterHours ?? 0) * 900_000) else { return nil }
+        return wall.adding(milliseconds: lag)
+    }
 }
 
 /// Formats a UTC offset as `+07:00`.

@@ -29,7 +29,8 @@ import VitalModel
     static func reading(_ kind: MeasurementKind = .bloodPressure, bluetooth: EUI48? = nil, serial: String? = nil,
                         profile: String = "test/bp", slot: Int? = nil,
                         deviceTime: LocalDateTime? = nil, clockLagSeconds: Int64? = nil, fromStorage: Bool = false,
-                        receivedSecondsAfterNow: TimeInterval = 0, window: (TimeInterval, TimeInterval)? = nil) -> Reading {
+                        receivedSecondsAfterNow: TimeInterval = 0, window: (TimeInterval, TimeInterval)? = nil,
+                        frame: String = "2A35") -> Reading {
         let received = HubTimestamp(instant: now.addingTimeInterval(receivedSecondsAfterNow), utcOffsetSeconds: hubOffset)
         var check: DeviceClockCheck?
         if let lag = clockLagSeconds {
@@ -48,7 +49,7 @@ import VitalModel
                        receivedAt: received,
                        device: DeviceIdentity(bluetoothAddress: bluetooth, usb: serial.map { USBIdentity(vendorID: 0x0590, productID: 0x0090, serial: $0) }),
                        userSlot: slot, status: fromStorage ? [.fromStorage] : [], clockCheck: check,
-                       source: ReadingSource(profileID: profile, frame: "2A35"), raw: [], window: measurementWindow)
+                       source: ReadingSource(profileID: profile, frame: frame), raw: [], window: measurementWindow)
     }
 
     /// The hub's local wall-clock time `seconds` from `now`, as a device with a right clock would stamp it.
@@ -122,6 +123,14 @@ import VitalModel
         twice.devices.append(.init(selector: .init(serialNumber: "X"), member: "ba"))
         Self.check(AssignmentRules(household: twice).attribute(Self.reading(serial: "X"), visit: nil, now: Self.now),
                    .held(containing: "2 household device entries"))
+        // One entry names the cuff by address, another (with its profile) by serial number: a conflict, not a win
+        // for the entry that also names the profile.
+        let conflicting = Household(
+            members: household.members,
+            devices: [.init(selector: .init(bluetoothAddress: Self.cuffAddress), member: "ba"),
+                      .init(selector: .init(profile: "test/bp", serialNumber: "X"), member: "ong")])
+        Self.check(AssignmentRules(household: conflicting).attribute(Self.reading(bluetooth: Self.cuffAddress, serial: "X"), visit: nil, now: Self.now),
+                   .held(containing: "2 household device entries claim this device"))
     }
 
     // MARK: Visits
@@ -131,6 +140,11 @@ import VitalModel
 
     static let visitCases: [(String, Reading, Expected)] = [
         ("a streamed SpO2 reading without device time (oximeter)", reading(.pulseOximetry, bluetooth: kitOximeter), .patient(visited, .visit)),
+        // A spot-check record (PLX 0x2A5E, time stamp optional) may be one the oximeter kept from the citizen before.
+        ("a PLX spot-check SpO2 reading without device time", reading(.pulseOximetry, bluetooth: kitOximeter, frame: "2A5E"),
+         .held(containing: "no device time")),
+        ("a PLX continuous SpO2 reading without device time", reading(.pulseOximetry, bluetooth: kitOximeter, frame: "2A5F"),
+         .patient(visited, .visit)),
         ("a streamed SpO2 reading flagged from storage", reading(.pulseOximetry, bluetooth: kitOximeter, fromStorage: true),
          .held(containing: "can check against its own clock")),
         // A cuff without a clock may send a record of the citizen before; nothing shows it was measured now.

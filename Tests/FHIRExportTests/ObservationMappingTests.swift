@@ -164,3 +164,35 @@ struct BundleConflictTests {
         #expect(error.description.contains("same observation identifier"))
     }
 }
+
+@Suite("FHIR mapping: performer and corrected device time")
+struct PerformerAndTimeTests {
+    @Test("a visit's health worker is each Observation's performer: a Practitioner by identifier, valid R4")
+    func performer() throws {
+        let reading = try bloodPressure("167C0056006100E807060F11111B33002700")
+        let worker = PerformerIdentifier(system: "urn:example:chw", value: "CHW-42")
+        let resources = try exporter.resources(for: reading, subject: demoSubject, performer: worker, forTransaction: false)
+        #expect(!resources.observations.isEmpty)
+        for entry in resources.observations {
+            #expect(at(entry.resource, "performer") == [["type": "Practitioner",
+                                                         "identifier": ["system": "urn:example:chw", "value": "CHW-42"]]])
+            try expectValid(entry.resource, "Observation with a performer")
+        }
+        let without = try exporter.resources(for: reading, subject: demoSubject, forTransaction: false)
+        #expect(without.observations.allSatisfy { at($0.resource, "performer") == nil })
+    }
+
+    @Test("a UTC stamp with an offset and a checked clock: the effective time is the device's wall time moved by the lag")
+    func offsetStampCorrected() throws {
+        // The stamp is 2025-06-01 00:30:00 UTC with offset +07:00 (28 quarter hours): wall time 07:30:00. At receipt
+        // (07:35:00.250 +07:00) the device clock read 07:45:00.250: 10 minutes fast. Measured at 07:20:00 +07:00.
+        var reading = try bloodPressure("167C0056006100E807060F11111B33002700")
+        reading.deviceTime = DeviceTimestamp(time: LocalDateTime(year: 2025, month: 6, day: 1, hour: 0, minute: 30, second: 0)!,
+                                             utcOffsetQuarterHours: 28, clock: .unknown)
+        reading.clockCheck = DeviceClockCheck(hubTime: received,
+                                              deviceTime: LocalDateTime(year: 2025, month: 6, day: 1, hour: 7, minute: 45, second: 0, millisecond: 250)!)
+        let resources = try exporter.resources(for: reading, subject: demoSubject, forTransaction: false)
+        let bp = try #require(resources.observations.first { at($0.resource, "code", "coding", 0, "code") == "150020" })
+        #expect(at(bp.resource, "effectiveDateTime") == "2025-06-01T07:20:00+07:00")
+    }
+}

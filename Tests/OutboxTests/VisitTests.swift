@@ -10,6 +10,22 @@ struct VisitTests {
     static let visited = PatientIdentifier(system: "http://fhir.hl7.org.vn/core/sid/cccd", value: "099185000009")
     static let worker = PerformerIdentifier(system: "urn:example:practitioner", value: "CHW-0042")
 
+    @Test("a visit row missing what a visit needs is an error naming the visit, never a visit of nobody")
+    func unreadableVisitRow() throws {
+        let complete: [SQLiteDatabase.Value] = [.integer(3), .text(Self.visited.system), .text(Self.visited.value), .null, .null,
+                                                .integer(1_795_000_000_000), .null, .text("root"), .null]
+        let visit = try OutboxStore.decodeVisitRow(complete)
+        #expect(visit.id == 3 && visit.patient == Self.visited && visit.performer == nil && visit.endedAt == nil)
+        for index in [0, 1, 2, 5, 7] {
+            var broken = complete
+            broken[index] = .null
+            let error = try #require(throws: OutboxError.self) { try OutboxStore.decodeVisitRow(broken) }
+            #expect(error.description.contains("visit \(index == 0 ? "(no id)" : "3")"), "\(error)")
+            #expect(!error.description.contains(Self.visited.value))
+        }
+        #expect(throws: OutboxError.self) { try OutboxStore.decodeVisitRow(Array(complete.prefix(5))) }
+    }
+
     @Test("one open visit at a time; ending needs an open one; the audit names neither citizen nor health worker")
     func lifecycle() throws {
         let directory = TemporaryDirectory()

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import VitalModel
 
@@ -205,8 +206,10 @@ struct CitizenIDCardQRTests {
         let later = try #require(CalendarDate(year: 2000, month: 1, day: 1))
         #expect(earlier < later && !(later < earlier))
         // The hub's clock, floored so that an unset clock (1970) cannot put real birth dates in the future.
-        #expect(CalendarDate.earliestToday == CalendarDate(year: 2025, month: 1, day: 1))
-        #expect(CalendarDate.today >= CalendarDate.earliestToday)
-        #expect(IdentifierSystems.currentYear == CalendarDate.today.year)
+        #expect(CalendarDate.today(at: HubTimestamp(instant: Date(timeIntervalSince1970: 0), utcOffsetSeconds: 0))
+                == CalendarDate(year: 2025, month: 1, day: 1))
+        // 2026-11-21T20:00:00Z is already the 22nd at +07:00.
+        #expect(CalendarDate.today(at: HubTimestamp(instant: Date(timeIntervalSince1970: 1_795_291_200), utcOffsetSeconds: 25_200))
+                == CalendarDate(year: 2026, month: 11, day: 22))
     }
 }

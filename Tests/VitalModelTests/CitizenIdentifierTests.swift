@@ -79,6 +79,17 @@ struct CitizenIdentifierTests {
         #expect(identifier == PatientIdentifier(system: "urn:oid:2.999", value: "abc 1.2"))
     }
 
+    @Test("a health worker's SYSTEM|VALUE is read like a citizen's: halves trimmed (CR LF, BOM too), digit groups of a known system joined")
+    func performers() throws {
+        let plain = try systems.parsePerformer("\u{FEFF}urn:example:chw | CHW-42\r\n")
+        #expect(plain == PerformerIdentifier(system: "urn:example:chw", value: "CHW-42"))
+        let citizen = try systems.parsePerformer("http://fhir.hl7.org.vn/core/sid/cccd|099 085 000 009")
+        #expect(citizen == PerformerIdentifier(system: "http://fhir.hl7.org.vn/core/sid/cccd", value: "099085000009"))
+        for text in ["CHW-42", "urn:example:chw|", " |CHW-42", "a|b|c", "http://fhir.hl7.org.vn/core/sid/cccd|099085000"] {
+            #expect(throws: IdentifierSystems.Problem.self, "\(text)") { try systems.parsePerformer(text) }
+        }
+    }
+
     @Test("validate checks the value as given: separators are only removed while parsing typed text")
     func validateIsExact() throws {
         let spaced = PatientIdentifier(system: systems.citizenID, value: "099 199 000 001")
