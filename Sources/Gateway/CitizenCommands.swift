@@ -8,7 +8,8 @@ enum ControlRoute {
     static let defaultSocket = "/run/vitalgate/control.sock"
     static let options: Set<String> = OutboxLocation.options.union(["socket"])
     static let help = """
-          --socket PATH       the daemon's control socket (default \(defaultSocket))
+          --socket PATH       the daemon's control socket (default \(defaultSocket), then control.socket of
+                              /etc/vitalgate/config.json when this user may read it)
         \(OutboxLocation.help)
                               (without a running daemon, or with --config/--state-dir, the command reads and
                               writes the Outbox itself)
@@ -17,20 +18,24 @@ enum ControlRoute {
     static func send(_ request: JSONValue, _ arguments: Arguments) throws -> JSONValue {
         let explicitSocket = arguments.value("socket")
         if explicitSocket != nil || (arguments.value("config") == nil && arguments.value("state-dir") == nil) {
-            let path = explicitSocket ?? defaultSocket
-            do { return try ControlClient.request(path: path, request, timeout: .seconds(15)) } catch {
-                switch error {
-                case .notRunning where explicitSocket == nil, .staleSocket where explicitSocket == nil: break   // no daemon: answer here
-                default: throw error
+            var sockets = [explicitSocket ?? defaultSocket]
+            // A daemon outside systemd listens where its configuration says (by default in its state directory);
+            // whoever may read the configuration (root) finds it there too.
+            if explicitSocket == nil, let configured = try? DaemonConfiguration.load(OutboxLocation.defaultConfiguration).controlSocket,
+               configured != defaultSocket {
+                sockets.append(configured)
+            }
+            for path in sockets {
+                do { return try ControlClient.request(path: path, request, timeout: .seconds(15)) } catch {
+                    switch error {
+                    case .notRunning where explicitSocket == nil, .staleSocket where explicitSocket == nil: continue   // no daemon there
+                    default: throw error
+                    }
                 }
             }
         }
-        let (outbox, _) = try OutboxLocation.open(arguments)
-        var configuration: DaemonConfiguration?
-        if arguments.value("state-dir") == nil {
-            let file = arguments.value("config") ?? "/etc/vitalgate/config.json"
-            do { configuration = try DaemonConfiguration.load(file) } catch { throw UsageError("\(error)") }
-        }
+        // No daemon answers (or the command names its Outbox): answer here.
+        let (outbox, _, configuration) = try OutboxLocation.open(arguments)
         let context = ControlContext(outbox: outbox, configuration: configuration, live: nil, actor: DeadLettersCommand.operatorName())
         return ControlCommands.handle(request, context)
     }

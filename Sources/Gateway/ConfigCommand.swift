@@ -200,15 +200,10 @@ struct ConfigCheck {
             return .problem("the \(named.what) \(path) \(exposure), and the daemon refuses it", fix: SecretFiles.fix(path))
         }
         if named.secret, let account, !account.mayRead(owner: info.st_uid, group: info.st_gid, mode: mode) {
-            return .problem("the service user \(account.name) cannot read the \(named.what) \(path) (mode \(octal(mode)))",
+            return .problem("the service user \(account.name) cannot read the \(named.what) \(path) (mode \(SecretFiles.octal(mode)))",
                             fix: "chown \(account.name) \(path) && chmod 0600 \(path), or chgrp \(account.name) \(path) && chmod 0640 \(path)")
         }
         return .ok
-    }
-
-    static func octal(_ mode: mode_t) -> String {
-        let digits = String(mode, radix: 8)
-        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// Where `path` (object keys) is written in the file, for errors about a value the parser accepted.

@@ -38,9 +38,32 @@ enum ControlCommands {
         }
     }
 
-    static func integer(_ json: JSONValue?) -> Int64? {
-        if case .number(let text)? = json { return Int64(text) }
-        return nil
+    /// Member `name` of a request as a whole number: nil when absent or null; a refusal naming it when it is there
+    /// as anything else (a string, a fraction), so that a wrong request is never read as a different one.
+    static func integer(_ request: JSONValue, _ name: String) throws -> Int64? {
+        switch request[name] {
+        case nil, .null?: return nil
+        case .number(let text)?: if let value = Int64(text) { return value }
+        default: break
+        }
+        throw Refusal("\"\(name)\" must be a whole number")
+    }
+
+    /// Member `name` of a request as a string: nil when absent or null; a refusal naming it when of another type.
+    static func string(_ request: JSONValue, _ name: String) throws -> String? {
+        switch request[name] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        default: throw Refusal("\"\(name)\" must be a string")
+        }
+    }
+
+    /// Refuses a request that gives more than one of `names`, which exclude each other.
+    static func atMostOne(of names: [String], in request: JSONValue) throws {
+        let given = names.filter { name in request[name].map { $0 != .null } ?? false }
+        guard given.count <= 1 else {
+            throw Refusal("give only one of " + given.map { "\"\($0)\"" }.joined(separator: ", "))
+        }
     }
 
     static func failure(_ message: String) -> JSONValue { ["ok": false, "error": .string(message)] }
@@ -89,22 +112,21 @@ enum ControlCommands {
 
     static func readings(_ request: JSONValue, _ context: ControlContext) throws -> JSONValue {
         var limit = 20
-        if let value = integer(request["limit"]) { limit = Int(max(1, min(10_000, value))) }
+        if let value = try integer(request, "limit") { limit = Int(max(1, min(10_000, value))) }
         let list: [StoredReading]
-        switch request["state"] {
-        case .string(let text)?:
+        if let text = try string(request, "state") {
             guard let state = ReadingState(rawValue: text) else {
                 throw Refusal("\"\(text)\" is not a reading state; one of " + ReadingState.allCases.map(\.rawValue).joined(separator: ", "))
             }
             list = try context.outbox.readings(in: state, limit: limit)
-        default:
+        } else {
             list = try context.outbox.recentReadings(limit: limit)
         }
         return ["ok": true, "readings": .array(list.map { readingJSON($0, context) })]
     }
 
     static func assign(_ request: JSONValue, _ context: ControlContext) throws -> JSONValue {
-        guard let number = integer(request["id"]), number > 0 else { throw Refusal("give the reading's id (`vitalgate readings --unassigned` lists them)") }
+        guard let number = try integer(request, "id"), number > 0 else { throw Refusal("give the reading's id (`vitalgate readings --unassigned` lists them)") }
         let patient = try citizen(request, context)
         let id = OutboxReadingID(rawValue: number)
         try context.outbox.assign(id, to: patient, actor: context.actor)
@@ -112,8 +134,9 @@ enum ControlCommands {
     }
 
     static func startVisit(_ request: JSONValue, _ context: ControlContext) throws -> JSONValue {
+        try atMostOne(of: ["qr", "patient", "member"], in: request)
         let patient: PatientIdentifier
-        if case .string(let payload)? = request["qr"] {
+        if let payload = try string(request, "qr") {
             do { patient = try CitizenIDCardQR(scannedText: payload, systems: context.identifierSystems).citizen } catch {
                 throw Refusal(error.description)
             }
@@ -121,7 +144,7 @@ enum ControlCommands {
             patient = try citizen(request, context)
         }
         var performer = context.configuration?.healthWorker
-        if case .string(let text)? = request["performer"] {
+        if let text = try string(request, "performer") {
             do { performer = try context.identifierSystems.parsePerformer(text) } catch { throw Refusal(error.description) }
         }
         let visit = try context.outbox.startVisit(patient: patient, performer: performer, actor: context.actor)
@@ -136,13 +159,14 @@ enum ControlCommands {
 
     /// The citizen a request names: `patient` (cccd:…, bhxh:…, SYSTEM|VALUE) or a household `member` label.
     static func citizen(_ request: JSONValue, _ context: ControlContext) throws -> PatientIdentifier {
-        if case .string(let label)? = request["member"] {
+        try atMostOne(of: ["patient", "member"], in: request)
+        if let label = try string(request, "member") {
             guard let member = context.configuration?.household.member(label) else {
                 throw Refusal("no household member has that label; the configuration's household.members has the labels")
             }
             return member.patient
         }
-        guard case .string(let text)? = request["patient"] else {
+        guard let text = try string(request, "patient") else {
             throw Refusal("name the citizen: --patient cccd:<12 digits>, bhxh:<10 digits> or SYSTEM|VALUE, or --member LABEL")
         }
         do { return try context.identifierSystems.parse(text.trimmingCharacters(in: .whitespaces)) } catch {

@@ -162,7 +162,7 @@ struct DevicesCommand {
             source.resume()
             sources.append(source)
         }
-        _ = stop.wait(timeout: .now() + .milliseconds(Int(duration.wholeMilliseconds)))
+        _ = stop.wait(timeout: .now() + duration.dispatchInterval)
         discovery.stop()
         for source in sources { source.cancel() }
         for signalNumber in [SIGINT, SIGTERM] { signal(signalNumber, SIG_DFL) }

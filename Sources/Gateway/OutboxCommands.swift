@@ -11,20 +11,25 @@ enum OutboxLocation {
           --state-dir DIR     the state directory holding outbox.db, instead of --config
         """
 
-    static func open(_ arguments: Arguments) throws(UsageError) -> (Outbox, path: String) {
+    static let defaultConfiguration = "/etc/vitalgate/config.json"
+
+    /// The Outbox, its path, and the configuration read to find it (nil with `--state-dir`).
+    static func open(_ arguments: Arguments) throws(UsageError) -> (Outbox, path: String, configuration: DaemonConfiguration?) {
         let directory: String
+        var configuration: DaemonConfiguration?
         if let stateDirectory = arguments.value("state-dir") {
             directory = stateDirectory
         } else {
-            let file = arguments.value("config") ?? "/etc/vitalgate/config.json"
-            do { directory = try DaemonConfiguration.load(file).stateDirectory } catch {
+            let file = arguments.value("config") ?? defaultConfiguration
+            do { configuration = try DaemonConfiguration.load(file) } catch {
                 throw UsageError("\(error)")
             }
+            directory = configuration?.stateDirectory ?? ""
         }
         let path = DaemonConfiguration.outboxPath(in: directory)
         var options = OutboxOptions()
         options.role = .operator
-        do { return (try Outbox(path: path, options: options), path) } catch {
+        do { return (try Outbox(path: path, options: options), path, configuration) } catch {
             throw UsageError("\(error) Or give the daemon's --config or --state-dir")
         }
     }
@@ -48,7 +53,7 @@ enum QueueCommand {
         do {
             let arguments = try Arguments(rawArguments, flags: ["json"], options: OutboxLocation.options, command: "queue")
             guard arguments.operands.isEmpty else { throw UsageError("`vitalgate queue` takes no operands") }
-            let (outbox, path) = try OutboxLocation.open(arguments)
+            let (outbox, path, _) = try OutboxLocation.open(arguments)
             let summary = try outbox.summary()
             let pending = try outbox.readings(in: .pending, limit: 20)
             return CommandResult(stdout: arguments.has("json")
@@ -146,7 +151,7 @@ enum DeadLettersCommand {
             }
             let text = arguments.operands[1]
             if text == "all", arguments.operands[0] == "retry" {
-                let (outbox, _) = try OutboxLocation.open(arguments)
+                let (outbox, _, _) = try OutboxLocation.open(arguments)
                 let count = try outbox.retryAllDeadLetters(actor: actor)
                 return CommandResult(stdout: "\(count) dead letter(s) back in the queue\n")
             }
@@ -154,7 +159,7 @@ enum DeadLettersCommand {
                 throw UsageError("\(text) is not a reading id; `vitalgate queue` lists them (e.g. r17)")
             }
             let id = OutboxReadingID(rawValue: number)
-            let (outbox, _) = try OutboxLocation.open(arguments)
+            let (outbox, _, _) = try OutboxLocation.open(arguments)
             // The Outbox refuses anything but a dead letter with a message naming its state; a stored reading this
             // version cannot decode is still a dead letter that can be retried.
             if arguments.operands[0] == "retry" {

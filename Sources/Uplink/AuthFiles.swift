@@ -145,8 +145,7 @@ public enum SecretFiles {
     /// groups, and owned by root or the service (anyone else could replace it). Without a known service, only the
     /// first part can be judged. The daemon judges for itself; `vitalgate config check` for the service's account.
     public static func exposure(owner: uid_t, group: gid_t, mode: mode_t, service: Service?) -> String? {
-        let digits = String(mode & 0o777, radix: 8)
-        let octal = String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+        let octal = octal(mode)
         if mode & 0o007 != 0 { return "is open to every user of this machine (mode \(octal))" }
         guard let service else { return nil }
         if mode & 0o070 != 0, !service.groups.contains(group) {
@@ -154,6 +153,12 @@ public enum SecretFiles {
         }
         if owner != 0, owner != service.uid { return "belongs to uid \(owner), neither root nor the service user" }
         return nil
+    }
+
+    /// A file's permission bits as `chmod` takes them: `0640`.
+    public static func octal(_ mode: mode_t) -> String {
+        let digits = String(mode & 0o777, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// How to make a secret file the service's alone.

@@ -42,6 +42,29 @@ struct CitizenCommandsTests {
         #expect(run(["visit", "show", "--state-dir", state]).stdout.contains("No visit is open."))
     }
 
+    @Test("a control request with a member of the wrong type, or with members that exclude each other, is refused by name and changes nothing",
+          arguments: [
+            (#"{"command": "readings", "limit": "50"}"#, #""limit" must be a whole number"#),
+            (#"{"command": "readings", "limit": 1.5}"#, #""limit" must be a whole number"#),
+            (#"{"command": "readings", "state": 3}"#, #""state" must be a string"#),
+            (#"{"command": "assign", "id": "7", "patient": "cccd:099085000009"}"#, #""id" must be a whole number"#),
+            (#"{"command": "assign", "id": 7, "patient": "cccd:099085000009", "member": "ba"}"#, #"give only one of "patient", "member""#),
+            (#"{"command": "visit-start", "patient": ["cccd:099085000009"]}"#, #""patient" must be a string"#),
+            (#"{"command": "visit-start", "patient": "cccd:099085000009", "qr": "x"}"#, #"give only one of "qr", "patient""#),
+            (#"{"command": "visit-start", "patient": "cccd:099085000009", "performer": 42}"#, #""performer" must be a string"#),
+          ])
+    func wrongRequestMembers(_ request: String, _ expected: String) throws {
+        let state = try directory()
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let outbox = try Outbox(path: state + "/outbox.db")
+        let reply = ControlCommands.handle(try JSONValue.parse(request),
+                                           ControlContext(outbox: outbox, configuration: nil, live: nil, actor: "test"))
+        #expect(reply["ok"] == false)
+        guard case .string(let error)? = reply["error"] else { Issue.record("no error in \(reply)"); return }
+        #expect(error.contains(expected), "\(error)")
+        #expect(try outbox.visits(limit: 10).isEmpty)
+    }
+
     @Test("bad input is a usage error or a refusal that never repeats what was typed", arguments: [
         (["visit", "start"], 2, "--patient"),
         (["visit", "start", "--patient", "cccd:09908500000"], 1, "12 digits"),

@@ -72,7 +72,7 @@ struct HouseholdSettingsTests {
         } catch {
             #expect(error.description.contains(place), "\(error)")
             #expect(error.description.contains(fix), "\(error)")
-            #expect(error.description.contains("2:"), "line: \(error)")
+            #expect(error.location?.line == 2, "line: \(error)")
             for value in ["099060000011", "099060000012", "98706000001", "987060000011", "099960000011", "\"ong\"", "\"ba\""] {
                 #expect(!error.description.contains(value), "\(error)")
             }

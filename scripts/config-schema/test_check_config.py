@@ -38,6 +38,10 @@ SERVER_URL = "http://127.0.0.1:8080/fhir"
 SCRATCH = tempfile.mkdtemp(prefix="vitalgate-harness-")
 atexit.register(shutil.rmtree, SCRATCH, True)
 CURRENT_USER = pwd.getpwuid(os.getuid()).pw_name
+# The bearer token a harness names (test_daemon's), private to this user as the harness makes it once it may start.
+TOKEN = pathlib.Path(SCRATCH) / "token"
+TOKEN.write_text("not-a-real-token\n")
+TOKEN.chmod(0o600)
 
 
 # --- the daemon's side ---------------------------------------------------------------------------------------
@@ -75,6 +79,7 @@ RUNTIME = {
     "server.base": SERVER_URL, "base_url": SERVER_URL, "arguments.server": SERVER_URL,
     "arguments.reserve_mib": 1, "rng.choice([3, 5, 8])": 3, "batch_size": 5, "extra_server": None,
     "state": f"{SCRATCH}/state", "textfile": f"{SCRATCH}/vitalgate.prom", "profiles": f"{SCRATCH}/profiles",
+    "token": str(TOKEN),
     "REPO": str(REPOSITORY), "ROOT": str(REPOSITORY),
 }
 

@@ -152,9 +152,14 @@ class Daemon:
         self.log.close()
 
     def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM by PID and the exit status; a daemon that does not stop within `timeout` is killed (status -9)."""
         if self.process.poll() is None:
             self.process.terminate()
-        code = self.process.wait(timeout)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
         self.log.close()
         return code
 

@@ -46,7 +46,8 @@ def test_a_corrupt_database_at_start_is_set_aside_and_the_daemon_works(server, t
         assert answer["ok"], answer
         harness.wait_drained(str(state))
     finally:
-        assert daemon.terminate() == 0
+        code = daemon.terminate()
+    assert code == 0, daemon.log_path.read_text()
     aside = list(state.glob("outbox.db.corrupt-*"))
     assert aside, "the damaged file was not kept for inspection"
     log = daemon.log_path.read_text()
@@ -75,7 +76,8 @@ def test_a_corrupted_row_is_quarantined_and_counted_while_the_rest_is_delivered(
         assert daemon.wait_ready(), daemon.log_path.read_text()
         counts = harness.wait_drained(str(state))
     finally:
-        assert daemon.terminate() == 0
+        code = daemon.terminate()
+    assert code == 0, daemon.log_path.read_text()
     queue = json.loads(subprocess.run([str(harness.binary("vitalgate")), "queue", "--json", "--state-dir", str(state)],
                                       capture_output=True, text=True, check=True).stdout)
     assert queue["quarantined"] == 1, queue
@@ -165,3 +167,27 @@ def test_systemd_hears_ready_then_watchdog_pings_then_stopping(server, tmp_path)
     # few pings in 3 s, all after READY, none after STOPPING.
     assert len(pings) >= 3, messages
     assert min(pings) > ready and max(pings) < messages.index("STOPPING=1"), messages
+
+
+def test_a_secret_other_users_can_read_stops_the_daemon_at_start_not_at_the_first_upload(tmp_path):
+    # Nothing listens at the base URL: an exposed token must be found without any upload being tried.
+    token = tmp_path / "token"
+    token.write_text("not-a-real-token\n")
+    token.chmod(0o644)
+    config = harness.write_config(tmp_path, "http://127.0.0.1:9/fhir",
+                                  extra_server={"auth": {"method": "bearer", "tokenFile": str(token)}})
+    daemon = harness.Daemon(tmp_path, config)
+    daemon.process.wait(60)
+    code = daemon.terminate()
+    log = daemon.log_path.read_text()
+    assert code == 78, log
+    assert "<3>configuration: " in log and str(token) in log and "server.auth.tokenFile" in log, log
+    assert "not-a-real-token" not in log
+    # Private to this user, the same file lets the daemon start.
+    token.chmod(0o600)
+    daemon = harness.Daemon(tmp_path, config, name="private")
+    try:
+        assert daemon.wait_ready(), daemon.log_path.read_text()
+    finally:
+        code = daemon.terminate()
+    assert code == 0, daemon.log_path.read_text()

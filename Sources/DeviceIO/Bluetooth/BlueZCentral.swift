@@ -216,10 +216,21 @@ public final class BlueZCentral: BLECentral {
         }
     }
 
-    /// bluetoothd restarted: the same again, without blocking the D-Bus thread.
-    func reload(_ connection: DBusConnection, capability: BLEPairingPolicy.Capability) {
+    /// bluetoothd restarted (or appeared): the same again, without blocking the D-Bus thread. A snapshot that fails
+    /// while bluetoothd is on the bus (a slow start) is asked again after 1 s, 2 s, 4 s… up to 30 s, as long as this
+    /// connection is the central's and nothing loaded meanwhile; if bluetoothd left, its return triggers a new reload.
+    func reload(_ connection: DBusConnection, capability: BLEPairingPolicy.Capability, attempt: Int = 0) {
         requestSnapshot(connection) { [weak self] error in
-            guard error == nil, let self else { return }
+            guard let self else { return }
+            if let error {
+                guard !Self.bluetoothdAbsentNames.contains(error.name) else { return }
+                let delay = min(30.0, Double(1 << min(attempt, 5)))
+                DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in
+                    guard let self, self.session.withLock({ $0?.connection === connection }), !self.bluetoothdPresent else { return }
+                    self.reload(connection, capability: capability, attempt: attempt + 1)
+                }
+                return
+            }
             let arguments: [DBusValue] = [.objectPath(BlueZAgent.path), .string(capability.rawValue)]
             connection.callAsync(destination: Self.service, path: "/org/bluez", interface: "org.bluez.AgentManager1",
                                  member: "RegisterAgent", arguments: arguments, timeout: Self.callTimeout) { [requestsDefaultAgent] result in

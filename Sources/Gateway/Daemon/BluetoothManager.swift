@@ -121,7 +121,7 @@ final class BluetoothManager: Sendable {
             return state.peers.values.compactMap(\.session)
         }
         sessions.forEach { $0.stop() }
-        if sessionsDone.wait(timeout: .now() + .milliseconds(Int(clamping: limit.wholeMilliseconds))) == .timedOut {
+        if sessionsDone.wait(timeout: .now() + limit.dispatchInterval) == .timedOut {
             log.warning("bluetooth: a session did not stop within \(limit)")
         }
         central.stop()

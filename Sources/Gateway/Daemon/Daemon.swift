@@ -32,13 +32,26 @@ public enum Daemon {
             FileHandle.standardError.write(Data((usage + "\n").utf8))
             return 64
         }
+        // SIGTERM and SIGINT are taken from here on: one that comes while the daemon starts (systemctl stop right after
+        // start) makes it stop cleanly once started, instead of killing it half-way.
+        let stop = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            sources.append(source)
+        }
         let configuration: DaemonConfiguration
         do { configuration = try DaemonConfiguration.load(arguments[1]) } catch {
             log.error("configuration: \(error)")
             return 78
         }
-        if let key = configuration.tls.clientKeyPath {
-            do { try SecretFiles.check(key, what: "mutual-TLS client key (server.tls.clientKey)") } catch {
+        // Every secret the configuration names, now rather than at the first upload: a token another user can read is
+        // refused at start like the TLS key, with the same rule `vitalgate config check` applies.
+        for secret in ConfigCheck.namedFiles(configuration) where secret.secret {
+            do { try SecretFiles.check(secret.path, what: "\(secret.what) (\(secret.field))") } catch {
                 log.error("configuration: \(error)")
                 return 78
             }
@@ -106,12 +119,11 @@ public enum Daemon {
         let devices = startDevices(configuration, profiles: profiles, hubAddress: hubAddress, outbox: outbox, log: log,
                                    onStored: { worker.wake() })
         let bluetoothManager = Mutex<BluetoothManager?>(nil)
-        notifySystemd("READY=1\nSTATUS=delivering readings")
-        log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
-        let watchdog = Watchdog.requested().map { Watchdog(interval: $0, outbox: outbox, log: log) }
-        watchdog?.start()
+        // The metrics file and the control socket before READY=1: `systemctl start vitalgated && vitalgate status`
+        // must find the socket. Neither blocks; each reads through a connection of its own.
         let metrics = MetricsFile.start(configuration.metrics, outbox: outbox, startedAt: startedAt, log: log)
-        let control = startControl(configuration, outbox: outbox, log: log, onAssigned: { worker.wake() }) {
+        let control = startControl(configuration, outbox: outbox.companion(for: "control", log: log), log: log,
+                                   onAssigned: { worker.wake() }) {
             var live: [JSONValue] = []
             live += devices?.live ?? []
             live += bluetoothManager.withLock { $0 }?.live ?? []
@@ -124,6 +136,10 @@ public enum Daemon {
                 }),
             ]
         }
+        notifySystemd("READY=1\nSTATUS=delivering readings")
+        log.info("vitalgated \(VitalGateVersion.current) ready; uploading to \(uplink.baseURL)")
+        let watchdog = Watchdog.requested().map { Watchdog(interval: $0, outbox: outbox, log: log) }
+        watchdog?.start()
 
         // Bluetooth after READY=1 and the control socket: BlueZ's answers (or their absence on a hub without an
         // adapter) must never hold up the service's start, its watchdog or `vitalgate status`.
@@ -131,15 +147,6 @@ public enum Daemon {
         bluetoothManager.withLock { $0 = bluetooth }
         let classic = startClassic(configuration, profiles: profiles, outbox: outbox, log: log, onStored: { worker.wake() })
 
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            sources.append(source)
-        }
         stop.wait()
         watchdog?.stop()
         notifySystemd("STOPPING=1")
@@ -167,12 +174,20 @@ public enum Daemon {
                 log.error("control: \(error); the control socket is not opened")
                 return nil
             }
-        } else if let found = try? ControlAccessPolicy.resolving(groupNames: [ControlAccessPolicy.defaultGroupName]) {
-            policy = found
         } else {
-            // The packaged sysusers entry creates the group; a hand-run daemon may lack it.
-            log.info("control: no group \(ControlAccessPolicy.defaultGroupName); only root and the service user may use the control socket")
-            policy = ControlAccessPolicy(daemonUID: getuid(), groups: [])
+            let name = ControlAccessPolicy.defaultGroupName
+            var groups: [ControlAccessPolicy.Group] = []
+            do {
+                if let id = try ControlAccessPolicy.systemGroupID(name) {
+                    groups = [.init(name: name, id: id)]
+                } else {
+                    // The packaged sysusers entry creates the group; a hand-run daemon may lack it.
+                    log.info("control: no group \(name); only root and the service user may use the control socket")
+                }
+            } catch {
+                log.warning("control: \(error); only root and the service user may use the control socket")
+            }
+            policy = ControlAccessPolicy(daemonUID: getuid(), groups: groups)
         }
         let server = ControlServer(path: configuration.controlSocket, policy: policy, log: log) { request in
             let context = ControlContext(outbox: outbox, configuration: configuration, live: live, actor: request.actor)

@@ -100,7 +100,7 @@ final class DeviceManager: Sendable {
             return state.devices.values.compactMap(\.session)
         }
         sessions.forEach { $0.stop() }
-        if sessionsDone.wait(timeout: .now() + .milliseconds(Int(clamping: limit.wholeMilliseconds))) == .timedOut {
+        if sessionsDone.wait(timeout: .now() + limit.dispatchInterval) == .timedOut {
             log.warning("devices: a session did not stop within \(limit); its port is closed when the process exits")
         }
     }
@@ -302,7 +302,6 @@ final class DeviceManager: Sendable {
         return !claims.isEmpty && claims.allSatisfy { $0.manufacturer == nil && $0.product == nil }
     }
 
-    /// `/dev/ttyUSB0 (USB 10C4:EA60 at pci-0000:00:14.0-usb-0:2:1.0)`: enough to find the device, nothing personal.
     /// The attached devices a profile claims, for `vitalgate status`: node, profile, whether a session runs.
     var live: [JSONValue] {
         state.withLock { state in
@@ -313,6 +312,7 @@ final class DeviceManager: Sendable {
         }
     }
 
+    /// `/dev/ttyUSB0 (USB 10C4:EA60 at pci-0000:00:14.0-usb-0:2:1.0)`: enough to find the device, nothing personal.
     static func describe(_ device: AttachedDevice) -> String {
         var text = device.node
         if let vendor = device.vendorID, let product = device.productID {

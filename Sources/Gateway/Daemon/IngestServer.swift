@@ -164,11 +164,14 @@ final class IngestServer: Sendable {
             }
         }
         do {
-            // Readings that came without a citizen go through the household and visit rules, like a session's.
-            for (slot, attributed) in zip(unnamed.map(\.0), try assignment.incoming(unnamed.map(\.1), outbox: outbox)) {
-                incoming[slot] = attributed
+            let outcomes = try counters.storing(incoming.count, from: .ingest) {
+                // Readings that came without a citizen go through the household and visit rules, like a session's;
+                // inside the count, so that readings refused because the open visit cannot be read are counted too.
+                for (slot, attributed) in zip(unnamed.map(\.0), try assignment.incoming(unnamed.map(\.1), outbox: outbox)) {
+                    incoming[slot] = attributed
+                }
+                return try outbox.ingest(incoming)
             }
-            let outcomes = try counters.storing(incoming.count, from: .ingest) { try outbox.ingest(incoming) }
             var results: [JSONValue] = []
             var stored: [String] = []
             for outcome in outcomes {

@@ -305,13 +305,7 @@ final class MetricsFile: Sendable {
     static func start(_ settings: MetricsSettings?, outbox: Outbox, startedAt: Date, log: DaemonLog,
                       counters: ReadingCounters = .daemon) -> MetricsFile? {
         guard let settings else { return nil }
-        var options = OutboxOptions(deadLettersInSummary: 0)
-        options.role = .operator
-        let reader: Outbox
-        do { reader = try Outbox(path: outbox.path, options: options) } catch {
-            log.warning("metrics: a second Outbox connection could not be opened (\(error)); the daemon's own is used")
-            reader = outbox
-        }
+        let reader = outbox.companion(OutboxOptions(deadLettersInSummary: 0), for: "metrics", log: log)
         let file = MetricsFile(settings: settings, log: log) {
             let queue: MetricsSnapshot.Queue?, problem: String?
             do {
@@ -338,13 +332,13 @@ final class MetricsFile: Sendable {
     /// Writes the file a last time and returns; after `limit` at most, should the disk hang.
     func stop(waitingUpTo limit: Duration = .seconds(3)) {
         stopped.signal()
-        _ = finished.wait(timeout: .now() + .milliseconds(Int(limit.wholeMilliseconds)))
+        _ = finished.wait(timeout: .now() + limit.dispatchInterval)
     }
 
     private func run() {
         defer { finished.signal() }
         var writing = RepeatedProblem(), reading = RepeatedProblem()
-        let period = DispatchTimeInterval.milliseconds(Int(settings.interval.wholeMilliseconds))
+        let period = settings.interval.dispatchInterval
         repeat {
             writeOnce(&writing, &reading)
         } while stopped.wait(timeout: .now() + period) == .timedOut
@@ -383,5 +377,20 @@ struct RepeatedProblem: Sendable, Hashable {
         guard problem != current else { return nil }
         current = problem
         return problem.map(Change.appeared) ?? .cleared
+    }
+}
+
+extension Outbox {
+    /// A connection of its own to this Outbox for a daemon part that reads much or may be slow (metrics, the control
+    /// socket), opened as ``OutboxRole/operator`` like `vitalgate queue`: its work never waits for, or holds up, a
+    /// session's ingest on the daemon's connection (in WAL mode readers do not block the writer, and writes wait
+    /// their turn). If it cannot be opened, the daemon's own connection is used, with a warning naming `part`.
+    func companion(_ options: OutboxOptions = OutboxOptions(), for part: String, log: DaemonLog) -> Outbox {
+        var options = options
+        options.role = .operator
+        do { return try Outbox(path: path, options: options) } catch {
+            log.warning("\(part): a second Outbox connection could not be opened (\(error)); the daemon's own is used")
+            return self
+        }
     }
 }

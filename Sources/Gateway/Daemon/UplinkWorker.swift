@@ -47,7 +47,7 @@ final class UplinkWorker: Sendable {
     func stop(waitingUpTo limit: Duration) {
         running.withLock { $0 = false }
         signal.signal()
-        _ = finished.wait(timeout: .now() + .milliseconds(Int(limit.wholeMilliseconds)))
+        _ = finished.wait(timeout: .now() + limit.dispatchInterval)
     }
 
     private var isRunning: Bool { running.withLock { $0 } }
@@ -55,7 +55,7 @@ final class UplinkWorker: Sendable {
     /// Sleeps up to `duration`; returns early on stop, and on `wake()` when `wakeable` (a backoff is not cut
     /// short by new readings).
     private func pause(_ duration: Duration, wakeable: Bool) {
-        let deadline = DispatchTime.now() + .milliseconds(Int(duration.wholeMilliseconds))
+        let deadline = DispatchTime.now() + duration.dispatchInterval
         while isRunning {
             if signal.wait(timeout: deadline) == .timedOut || wakeable { return }
         }
