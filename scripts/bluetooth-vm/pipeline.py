@@ -68,6 +68,8 @@ AFTER_RESTART_RECORD = {"systolic": 116, "diastolic": 74, "map": 88, "pulse": 66
 class Server:
     """sekmet-fhir through scripts/fhir-server/serve, with the VM's Python (sekmet is in /opt/vm-venv)."""
 
+    request_timeout = 120
+
     def __init__(self, workdir: Path) -> None:
         data = workdir / "fhir"
         data.mkdir(parents=True, exist_ok=True)
@@ -91,15 +93,15 @@ class Server:
         request = urllib.request.Request(self.base + path, data=data, method=method,
                                          headers={"Content-Type": "application/fhir+json", **(headers or {})})
         try:
-            with urllib.request.urlopen(request, timeout=120) as response:
+            with urllib.request.urlopen(request, timeout=self.request_timeout) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
 
-    def create_patient(self) -> str:
-        query = urllib.parse.quote(f"{PATIENT_SYSTEM}|{PATIENT_VALUE}", safe="")
+    def create_patient(self, value: str = PATIENT_VALUE) -> str:
+        query = urllib.parse.quote(f"{PATIENT_SYSTEM}|{value}", safe="")
         status, body = self.request("POST", "/Patient", {"resourceType": "Patient", "identifier": [
-            {"system": PATIENT_SYSTEM, "value": PATIENT_VALUE}]}, {"If-None-Exist": f"identifier={query}"})
+            {"system": PATIENT_SYSTEM, "value": value}]}, {"If-None-Exist": f"identifier={query}"})
         if status not in (200, 201):
             raise RuntimeError(f"creating the patient failed: HTTP {status} {body}")
         status, found = self.request("GET", f"/Patient?identifier={query}")
