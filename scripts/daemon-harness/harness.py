@@ -12,6 +12,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -20,6 +21,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "bluetooth-vm"))
+from vmlib import wait_for  # noqa: E402,F401  (one polling helper for the harnesses, stdlib only)
 PATIENT_SYSTEM = "http://fhir.hl7.org.vn/core/sid/cccd"
 # 099 is no province code, so this can be no real person (the demo citizen).
 PATIENT_VALUE = "099199000001"
@@ -226,18 +229,6 @@ def outbox_states(state_dir: str) -> dict[str, int]:
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
     return json.loads(result.stdout)["counts"]
-
-
-def wait_for(condition, what: str, timeout: float = 120):
-    """Polls `condition` until it returns something true and returns that; a liveness bound only."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
 
 
 def wait_drained(state_dir: str, timeout: float = 300) -> dict[str, int]:

@@ -159,7 +159,7 @@ def test_the_metrics_file_counts_what_was_stored_and_uploaded_and_names_no_one(s
                 return None
             series = read_metrics(textfile)
             return series if value(series, "vitalgate_readings_uploaded_total") == count else None
-        series = harness.wait_for(uploaded, "the metrics file never showed every reading uploaded")
+        series = harness.wait_for("the metrics file to show every reading uploaded", uploaded, 120, 0.1)
         log = daemon.log_path.read_text()
     finally:
         code = daemon.terminate()
@@ -216,7 +216,7 @@ def test_a_missing_textfile_directory_is_one_warning_and_the_daemon_goes_on(serv
     daemon = harness.Daemon(tmp_path, config)
     try:
         assert daemon.wait_ready(), daemon.log_path.read_text()
-        harness.wait_for(lambda: "<4>metrics: cannot create" in daemon.log_path.read_text(), "no warning about the missing directory")
+        harness.wait_for("the warning about the missing directory", lambda: "<4>metrics: cannot create" in daemon.log_path.read_text(), 120, 0.1)
         # Several more intervals (1 s each) fail the same way; the readings still go through.
         client = harness.IngestClient(daemon.socket_path)
         source = harness.ReadingSource(seed=32)
@@ -225,9 +225,9 @@ def test_a_missing_textfile_directory_is_one_warning_and_the_daemon_goes_on(serv
         harness.wait_drained(json.loads(config.read_text())["stateDirectory"])
         time.sleep(3)
         textfile.parent.mkdir()
-        harness.wait_for(lambda: "metrics: " + str(textfile) + " is written again" in daemon.log_path.read_text(),
-                 "the file was not written once its directory existed")
-        series = harness.wait_for(lambda: textfile.exists() and read_metrics(textfile), "no metrics file")
+        harness.wait_for("the file to be written once its directory existed",
+                         lambda: "metrics: " + str(textfile) + " is written again" in daemon.log_path.read_text(), 120, 0.1)
+        series = harness.wait_for("the metrics file", lambda: textfile.exists() and read_metrics(textfile), 120, 0.1)
     finally:
         code = daemon.terminate()
     assert code == 0, daemon.log_path.read_text()
