@@ -374,17 +374,19 @@ struct DeviceSessionTests {
         let reported = Collector<DecodeError>()
         let session = DeviceSession(profile: profile, device: Replay.defaultDevice(for: profile), link: port, sink: sink,
                                     onProblem: { reported.append($0) })
-        let running = Task { await runSession(session) }
+        // The session reads on its own thread from now on: nothing it does waits for the concurrency
+        // pool, which other tests may keep busy for many seconds.
+        let running = startSession(session, limit: .seconds(120))
         _ = try await player.outcome().get()
-        // Liveness wait for the session to take in what was played; then stop it.
-        let caughtUp = await onThread("wait-for-readings") { () -> Bool in
-            let end = ContinuousClock.now.advanced(by: .seconds(30))
+        // Liveness wait (not a timing check) for the session to take in what was played; then stop it.
+        let stored = await onThread("wait-for-readings", limit: .seconds(90)) { () -> Int in
+            let end = ContinuousClock.now.advanced(by: .seconds(60))
             while sink.readings.count < replay.readings.count && ContinuousClock.now < end { usleep(2000) }
-            return sink.readings.count == replay.readings.count
+            return sink.readings.count
         }
         session.stop()
         let outcome = await running.value
-        #expect(caughtUp == true)
+        #expect(stored == replay.readings.count, "the session stored \(stored.map(String.init) ?? "?") of \(replay.readings.count) readings before stop()")
         #expect(outcome.end == .stopped)
         #expect(atTime(sink.readings, capture.receivedAt) == atTime(replay.readings, capture.receivedAt))
         #expect(outcome.counters.bytesIn == Self.deviceLines(capture).reduce(0) { $0 + $1.count })

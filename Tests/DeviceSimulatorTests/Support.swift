@@ -204,6 +204,10 @@ func driveEngine(profile: DeviceProfile, capture: Capture, port: HostPort, playe
                 continue
             }
             if waiting == nil, player.isFinished {
+                // A player that hung up is waited for until the host sees it: the kernel hangs the
+                // terminal up only once every copy of the master is closed, and a process another test
+                // is spawning holds a copy until it execs.
+                if case .success(let report)? = player.wait(timeout: .zero), report.hungUp { continue }
                 // Bytes written just before the player finished may still be on their way.
                 let tail = try port.read(waitingUpTo: 150)
                 if tail.isEmpty { break }
