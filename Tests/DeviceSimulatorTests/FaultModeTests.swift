@@ -111,7 +111,7 @@ struct FaultModeTests {
             let bytes = try await DedicatedThread.run(name: "host") { () -> Result<[UInt8], HostFailure> in
                 do {
                     var reader = HostReader(port)
-                    return .success(try reader.take(11, within: 5000))
+                    return .success(try reader.take(11, within: 30_000))
                 } catch let failure as HostFailure { return .failure(failure) } catch { return .failure(HostFailure("\(error)")) }
             }.get()
             let report = try await player.outcome().get()
@@ -137,10 +137,10 @@ struct FaultModeTests {
         let capture = try Capture.parse("< 02 4F 4B 00 00 00 00 00\n", file: "report.capture")
         let terminal = try PseudoTerminal()
         let player = try CapturePlayer(capture: capture, profile: profile, terminal: terminal,
-                                       options: PlaybackOptions(responseTimeout: .seconds(5), fault: .garbage(everyLines: 1, bytes: 3, seed: 1)))
+                                       options: PlaybackOptions(responseTimeout: .seconds(30), fault: .garbage(everyLines: 1, bytes: 3, seed: 1)))
         let port = try HostPort(path: terminal.slavePath)
         player.start()
-        let reads = try await port.reads(2, within: 5)
+        let reads = try await port.reads(2, within: 30)
         let report = try await player.outcome().get()
         // HID lines are paced one per read: the noise is a read (a report) of its own.
         #expect(reads.map(\.count) == [8, 8])
@@ -319,7 +319,7 @@ struct FaultModeTests {
                     // Longer than the response timeout: a new session may start whenever its host likes.
                     _ = poll(nil, 0, 400)
                     try port.write([0x01])
-                    all += try reader.take(1, within: 5000)
+                    all += try reader.take(1, within: 30_000)
                 }
                 return .success(all)
             } catch let failure as HostFailure { return .failure(failure) } catch { return .failure(HostFailure("\(error)")) }

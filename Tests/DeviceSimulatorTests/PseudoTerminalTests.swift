@@ -20,14 +20,14 @@ struct PseudoTerminalTests {
         let capture = try Capture.parse("< \(hex)\n> \(reversed)\n", file: "every-byte.capture")
         let terminal = try PseudoTerminal()
         let player = try CapturePlayer(capture: capture, profile: nil, terminal: terminal,
-                                       options: PlaybackOptions(responseTimeout: .seconds(3)))
+                                       options: PlaybackOptions(responseTimeout: .seconds(30)))
         // As the simulator left it: the point is that the simulator made the slave raw.
         let port = try HostPort(path: terminal.slavePath, configureRaw: false)
         player.start()
         let received = try await DedicatedThread.run(name: "host") { () -> Result<[UInt8], HostFailure> in
             do {
                 var reader = HostReader(port)
-                let bytes = try reader.take(256, within: 3000)
+                let bytes = try reader.take(256, within: 30_000)
                 try port.write(Self.everyByte.reversed())
                 return .success(bytes)
             } catch let failure as HostFailure { return .failure(failure) } catch { return .failure(HostFailure("\(error)")) }
@@ -51,7 +51,7 @@ struct PseudoTerminalTests {
         #expect(!terminal.waitUntilDrained(timeout: .milliseconds(400)))
         let port = try HostPort(path: terminal.slavePath)
         var reader = HostReader(port)
-        let bytes = try reader.take(5, within: 2000)
+        let bytes = try reader.take(5, within: 30_000)
         #expect(bytes == [0x0D, 0x0A, 0x11, 0x13, 0x7F])
         #expect(terminal.waitUntilDrained(timeout: .seconds(2)))
         #expect(terminal.unreadByteCount() == 0)
@@ -95,9 +95,9 @@ struct PseudoTerminalTests {
         let received = try await DedicatedThread.run(name: "host") { () -> Result<[UInt8], HostFailure> in
             do {
                 var reader = HostReader(port)
-                var bytes = try reader.take(3, within: 5000)
+                var bytes = try reader.take(3, within: 30_000)
                 try port.write([0x0A, 0x0B])
-                bytes += try reader.take(1, within: 5000)
+                bytes += try reader.take(1, within: 30_000)
                 return .success(bytes)
             } catch let failure as HostFailure { return .failure(failure) } catch { return .failure(HostFailure("\(error)")) }
         }.get()

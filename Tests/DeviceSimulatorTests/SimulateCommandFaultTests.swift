@@ -39,7 +39,7 @@ struct SimulateCommandFaultTests {
         let lines = try Self.deviceLines()
         let commands = SimulateCommandTests()
         let (process, out, err) = try commands.launch(["simulate", Self.profile, "--capture", Self.capture, "--fault", "checksum",
-                                                       "--fault-every", "6", "--timeout", "5", "--linger", "5"])
+                                                       "--fault-every", "6", "--timeout", "30", "--linger", "5"])
         let host = await Self.readHost(out, count: lines.reduce(0) { $0 + $1.bytes.count })
         let finished = await commands.finish(process, stderr: err)
         let received = try host.get().bytes
@@ -64,7 +64,7 @@ struct SimulateCommandFaultTests {
         let bursts = lines.count / 5
         let total = lines.reduce(0) { $0 + $1.bytes.count } + 8 * bursts
         let (process, out, err) = try commands.launch(["simulate", Self.profile, "--capture", Self.capture, "--fault", "garbage",
-                                                       "--fault-every", "5", "--seed", "99", "--timeout", "5", "--linger", "5"])
+                                                       "--fault-every", "5", "--seed", "99", "--timeout", "30", "--linger", "5"])
         let host = await Self.readHost(out, count: total)
         let finished = await commands.finish(process, stderr: err)
         var received = try host.get().bytes
@@ -89,7 +89,7 @@ struct SimulateCommandFaultTests {
         let lines = try Self.deviceLines()
         let commands = SimulateCommandTests()
         let (process, out, err) = try commands.launch(["simulate", Self.profile, "--capture", Self.capture, "--fault", "disconnect",
-                                                       "--fault-every", "19", "--timeout", "5"])
+                                                       "--fault-every", "19", "--timeout", "30"])
         let host = await Self.readHost(out, count: 0, untilHangUp: true)
         let finished = await commands.finish(process, stderr: err)
         let (_, received, hungUp) = try host.get()
@@ -133,7 +133,7 @@ struct SimulateCommandFaultTests {
         let path = String(cString: ttyname(slave))
         let lines = try Self.deviceLines()
         let expected = lines.flatMap(\.bytes)
-        let child = try Spawned(["simulate", Self.profile, "--capture", Self.capture, "--terminal-fd", "5", "--timeout", "5", "--linger", "5"],
+        let child = try Spawned(["simulate", Self.profile, "--capture", Self.capture, "--terminal-fd", "5", "--timeout", "30", "--linger", "5"],
                                 passing: master, as: 5)
         // The child has its own copy; with ours closed, its hang-up reaches the host.
         _ = Glibc.close(master)

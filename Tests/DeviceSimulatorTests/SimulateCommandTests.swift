@@ -60,7 +60,7 @@ struct SimulateCommandTests {
     func playsToAHost() async throws {
         let capture = try Capture.load(file: PlaybackCase.scriptedCapture)
         let (process, out, err) = try launch(["simulate", PlaybackCase.scriptedProfile, "--capture", PlaybackCase.scriptedCapture,
-                                              "--linger", "5", "--timeout", "5"])
+                                              "--linger", "5", "--timeout", "30"])
         let stdout = out
         let host = await DedicatedThread.run(name: "simulate host") { () -> Result<(String, [UInt8]), HostFailure> in
             do {
@@ -72,7 +72,7 @@ struct SimulateCommandTests {
                 for entry in capture.entries {
                     switch entry.line {
                     case .toDevice(let bytes, _): try port.write(bytes)
-                    case .fromDevice(let bytes, _): received += try reader.take(bytes.count, within: 5000)
+                    case .fromDevice(let bytes, _): received += try reader.take(bytes.count, within: 30_000)
                     case .wait, .timeout: break
                     }
                 }

@@ -170,8 +170,10 @@ func driveEngine(profile: DeviceProfile, capture: Capture, port: HostPort, playe
             }
         }
     }
+    var received = 0
     func deliver(_ bytes: [UInt8]) throws {
         lastEvent = clock.now
+        received += bytes.count
         guard let reportSize else { return try absorb(session.receive(bytes, channel: channel, at: time())) }
         reportBuffer += bytes
         while reportBuffer.count >= reportSize {
@@ -204,14 +206,11 @@ func driveEngine(profile: DeviceProfile, capture: Capture, port: HostPort, playe
                 continue
             }
             if waiting == nil, player.isFinished {
-                // A player that hung up is waited for until the host sees it: the kernel hangs the
-                // terminal up only once every copy of the master is closed, and a process another test
-                // is spawning holds a copy until it execs.
-                if case .success(let report)? = player.wait(timeout: .zero), report.hungUp { continue }
-                // Bytes written just before the player finished may still be on their way.
-                let tail = try port.read(waitingUpTo: 150)
-                if tail.isEmpty { break }
-                try deliver(tail)
+                // The player's end reaches the host later, by as much as a loaded machine stretches it:
+                // wait (within `limit`) until the host has seen the hang-up, or every byte written.
+                if case .success(let report)? = player.wait(timeout: .zero),
+                   report.hungUp || received < report.deviceBytes + report.garbageBytes { continue }
+                break
             }
         }
         return .success(live)

@@ -160,7 +160,7 @@ struct BluetoothManagerTests {
 
         func waitFor(_ what: String, _ condition: () throws -> Bool) throws {
             // A liveness bound, not a timing assertion: the work takes milliseconds.
-            let deadline = ContinuousClock.now + .seconds(20)
+            let deadline = ContinuousClock.now + .seconds(60)
             while try !condition() {
                 guard ContinuousClock.now < deadline else { Issue.record("timed out waiting for \(what)"); return }
                 Thread.sleep(forTimeInterval: 0.01)

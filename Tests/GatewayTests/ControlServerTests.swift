@@ -238,7 +238,8 @@ struct ControlServerTests {
     func stopUnlinks() async throws {
         let directory = try SocketDirectory()
         var limits = ControlServer.Limits()
-        limits.requestTimeout = .seconds(120)
+        // A liveness bound: the silent client must still be waiting when stop() answers it.
+        limits.requestTimeout = .seconds(600)
         let server = try Self.start(directory, limits: limits, calls: Calls())
         let silent = try RawClient(path: directory.socket)
         defer { silent.close() }

@@ -85,7 +85,7 @@ final class TestHTTPServer: Sendable {
         let directory = try makeTemporaryDirectory()
         do {
             let process = try BackgroundProcess(script: fixturePath("test_http_server.py"),
-                                                arguments: ["--lifetime", "120"] + arguments,
+                                                arguments: ["--lifetime", "1800"] + arguments,
                                                 workDirectory: URL(fileURLWithPath: directory),
                                                 readyTimeout: .seconds(30), name: "test-http-server")
             guard let components = URLComponents(string: process.readyURL), let port = components.port,
