@@ -49,12 +49,11 @@ public final class CapturePlayer: Sendable {
     private let wakeWrite: Int32
     private let state = Mutex(State())
     private let done = DispatchGroup()
+    private let ending = OnceValue<Result<PlaybackReport, SimulatorError>>()
 
     private struct State {
         var started = false
-        var outcome: Result<PlaybackReport, SimulatorError>?
         var progress = PlaybackReport()
-        var waiters: [CheckedContinuation<Result<PlaybackReport, SimulatorError>, Never>] = []
     }
 
     /// Prepares a playback. `profile` gives the engine whose timeouts `@timeout` lines must outlast;
@@ -106,13 +105,7 @@ public final class CapturePlayer: Sendable {
         done.enter()
         // The thread holds the player until the playback ends, so the terminal stays open meanwhile.
         DedicatedThread.start(name: "vitalgate-simulator") { [self] in
-            let outcome = play()
-            let waiters = state.withLock { state in
-                state.outcome = outcome
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(returning: outcome) }
+            ending.set(play())
             done.leave()
         }
     }
@@ -125,7 +118,7 @@ public final class CapturePlayer: Sendable {
     }
 
     /// Whether the playback has ended.
-    public var isFinished: Bool { state.withLock { $0.outcome != nil } }
+    public var isFinished: Bool { ending.current != nil }
 
     /// The report so far, updated after every capture line: what a playback stopped or failed midway
     /// had done (``wait(timeout:)`` and ``outcome()`` give only the error then).
@@ -143,20 +136,13 @@ public final class CapturePlayer: Sendable {
         } else {
             done.wait()
         }
-        return state.withLock { $0.outcome }
+        return ending.current
     }
 
     /// Starts the playback if needed and suspends until it ends.
     public func outcome() async -> Result<PlaybackReport, SimulatorError> {
         start()
-        return await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> Result<PlaybackReport, SimulatorError>? in
-                if let outcome = state.outcome { return outcome }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
+        return await ending.value
     }
 
     // MARK: Terminal I/O (the playback itself is in CapturePlayer+Playing.swift)

@@ -157,55 +157,15 @@ final class SpyLink: DeviceLink {
     func close() { inner.close() }
 }
 
-/// Blocking work started on a thread of its own before the initialiser returns; ``value`` suspends until
-/// it has returned.
-///
-/// Unlike work started from a `Task`, it runs even while other tests keep the Swift concurrency pool
-/// busy (two threads on a 2-core machine), so a test may wait on it from another thread.
-final class ThreadRun<T: Sendable>: Sendable {
-    private struct State {
-        var value: T?
-        var waiters: [CheckedContinuation<T, Never>] = []
-    }
-    private let state = Mutex(State())
-
-    init(name: String, _ body: @escaping @Sendable () -> T) {
-        DedicatedThread.start(name: name) { [self] in
-            let value = body()
-            let waiters = state.withLock { state in
-                state.value = value
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(returning: value) }
-        }
-    }
-
-    /// Whether the work has returned.
-    var isFinished: Bool { state.withLock { $0.value != nil } }
-
-    var value: T {
-        get async {
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state -> T? in
-                    if let value = state.value { return value }
-                    state.waiters.append(continuation)
-                    return nil
-                }
-                if let ready { continuation.resume(returning: ready) }
-            }
-        }
-    }
-}
-
 /// Starts a session on a dedicated thread at once; past `limit` it is stopped, which the caller sees as
-/// `.stopped`.
-func startSession(_ session: DeviceSession, limit: Duration = .seconds(60)) -> ThreadRun<SessionOutcome> {
-    let run = ThreadRun(name: "device-session") { session.run() }
+/// `.stopped`. It runs even while other tests keep the concurrency pool busy, so a test may wait on it
+/// from a thread.
+func startSession(_ session: DeviceSession, limit: Duration = .seconds(60)) -> OnceValue<SessionOutcome> {
+    let run = DedicatedThread.launch(name: "device-session") { session.run() }
     let (seconds, _) = limit.components
     DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(seconds))) {
         // A session that already ended is left alone: its link may be in use by the next one.
-        if !run.isFinished { session.stop() }
+        if run.current == nil { session.stop() }
     }
     return run
 }
