@@ -156,8 +156,10 @@ extension CapturePlayer {
     /// and hangs up. A host that does not read is hung up on all the same.
     private func hangUp(partOf bytes: [UInt8], line: Int, run: inout Run, deadline: ContinuousClock.Instant) throws(SimulatorError) {
         let half = Array(bytes.prefix(bytes.count / 2))
+        // Closing the master discards what the host has not read: wait for a read of these bytes.
+        _ = terminal.hostHasRead()
         try writeDevice(half, line: line, deadline: deadline)
-        _ = try awaitDrained(line: line, until: waitEnd(patient: false, deadline: deadline))
+        _ = try awaitDrained(line: line, until: waitEnd(patient: false, deadline: deadline), expectRead: !half.isEmpty)
         // Whatever the host did not send before the hang-up is left unread, and reported.
         try readAvailable(into: &run.pending, line: line)
         terminal.hangUp()

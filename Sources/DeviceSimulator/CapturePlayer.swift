@@ -207,15 +207,22 @@ public final class CapturePlayer: Sendable {
         }
     }
 
-    /// Waits until the slave's input queue has stayed empty for 100 ms (the host has taken everything
-    /// written; the time covers the kernel's delivery delay), or `end`. Returns whether it did.
-    func awaitDrained(line: Int, until end: ContinuousClock.Instant) throws(SimulatorError) -> Bool {
+    /// Waits until the host has taken everything written, or `end`; returns whether it did.
+    ///
+    /// Written bytes reach the slave's queue through a kernel work queue, late on a busy machine, so an
+    /// empty queue alone may mean "not arrived yet". Where reads are observed (inotify) and the caller
+    /// reset them before writing (`expectRead`), a read must have been seen and the queue stay empty for
+    /// 20 ms; otherwise the queue must stay empty for 100 ms.
+    func awaitDrained(line: Int, until end: ContinuousClock.Instant, expectRead: Bool) throws(SimulatorError) -> Bool {
+        let byReads = expectRead && terminal.observesReads
+        var readSeen = false
         var emptySince: ContinuousClock.Instant?
         while true {
             let now = clock.now
+            if byReads && terminal.hostHasRead() { readSeen = true }
             if terminal.unreadByteCount() ?? 0 == 0 {
                 let since = emptySince ?? now
-                if now - since >= .milliseconds(100) { return true }
+                if byReads ? readSeen && now - since >= .milliseconds(20) : now - since >= .milliseconds(100) { return true }
                 emptySince = since
             } else {
                 emptySince = nil
