@@ -89,8 +89,8 @@ public enum OutboxError: Error, Sendable, Hashable, CustomStringConvertible {
             return "No visit is open. Fix: start one with `vitalgate visit start --patient …` or `--qr …`."
         case .unreadableVisit(let id, let problem):
             return "visit \(id.map(String.init) ?? "(no id)") is stored but this VitalGate version cannot read it back: \(problem); "
-                + "readings are held rather than given to anyone by it. Fix: run the VitalGate version that wrote it, or end "
-                + "the visit with that version"
+                + "while it is open, readings are stored unassigned rather than given to anyone. Fix: end the visit with the "
+                + "VitalGate version that wrote it"
         case .unreadableRow(let id, let problem):
             return "\(id) is stored but this VitalGate version cannot read it back: \(problem). The row is kept as "
                 + "it is (uploads move it to the dead letters rather than send it). Fix: if another VitalGate version "

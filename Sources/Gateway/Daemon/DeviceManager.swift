@@ -363,9 +363,18 @@ final class OutboxSink: ReadingSink {
 }
 
 extension AssignmentRules {
-    /// `readings` with the citizen each belongs to, under the visit open in `outbox` now.
+    /// `readings` with the citizen each belongs to, under the visit open in `outbox` now. While a visit is open that
+    /// this version cannot read back, they may be its citizen's or anyone's: all are stored and held.
     func incoming(_ readings: [Reading], outbox: Outbox) throws(OutboxError) -> [IncomingReading] {
-        let visit = try outbox.openVisit().map { OpenVisit(id: $0.id, patient: $0.patient, startedAt: $0.startedAt) }
+        let visit: OpenVisit?
+        do {
+            visit = try outbox.openVisit().map { OpenVisit(id: $0.id, patient: $0.patient, startedAt: $0.startedAt) }
+        } catch {
+            guard case .unreadableVisit = error else { throw error }
+            let held = Attribution.unassigned("a visit is open that this VitalGate version cannot read back. Fix: end it with "
+                + "the version that started it, then assign this reading with `vitalgate assign`")
+            return readings.map { IncomingReading(reading: $0, subject: nil, attribution: held) }
+        }
         return readings.map { reading in
             let (subject, attribution) = attribute(reading, visit: visit)
             return IncomingReading(reading: reading, subject: subject, attribution: attribution)

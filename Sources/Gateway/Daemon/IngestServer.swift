@@ -166,7 +166,7 @@ final class IngestServer: Sendable {
         do {
             let outcomes = try counters.storing(incoming.count, from: .ingest) {
                 // Readings that came without a citizen go through the household and visit rules, like a session's;
-                // inside the count, so that readings refused because the open visit cannot be read are counted too.
+                // inside the count, so that readings refused on an Outbox error there are counted too.
                 for (slot, attributed) in zip(unnamed.map(\.0), try assignment.incoming(unnamed.map(\.1), outbox: outbox)) {
                     incoming[slot] = attributed
                 }
